@@ -1,0 +1,3 @@
+module github.com/kilnhealth/kiln
+
+go 1.26.8
