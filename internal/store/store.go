@@ -104,6 +104,10 @@ type Account struct {
 }
 
 // Store is the storage interface every engine implements.
+//
+// Every method that takes an account returns ErrNotFound when that account
+// does not exist. The current version of a resource is the one written by its
+// latest successful Commit (highest Seq).
 type Store interface {
 	// Commit applies writes atomically for one account: every precondition
 	// is checked, and either all versions, tokens and sorts are stored or
@@ -131,7 +135,8 @@ type Store interface {
 	Sorts(ctx context.Context, account string, slot []byte, refs []Ref) (map[Ref][]byte, error)
 	// ReplaceIndex swaps the tokens and sorts of one resource's current
 	// version without writing a new version (used by $reindex). It fails with
-	// ErrConflict when the current version is not versionID.
+	// ErrConflict when the current version is not versionID, and with
+	// ErrNotFound when the resource does not exist.
 	ReplaceIndex(ctx context.Context, account string, ref Ref, versionID int64, tokens [][]byte, sorts []SortValue) error
 	// Scan lists current non-deleted resources of one type (all types when
 	// typ is "") in (Type, ID) order after the given ref, up to limit.
