@@ -153,7 +153,13 @@ func CheckPrimitive(typeName, s string) string {
 	case "string", "markdown":
 		return checkString(s)
 	case "xhtml":
-		return checkString(s)
+		// Narrative is not bound by the 1 MB string limit.
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return "control characters other than tab, CR and LF are not allowed"
+			}
+		}
+		return ""
 	case "code":
 		return checkCode(s)
 	case "id":
