@@ -22,8 +22,9 @@ var modelTable []byte
 
 // Table schema; mirrors internal/gen/main.go.
 type tableDoc struct {
-	FHIRVersion string     `json:"fhirVersion"`
-	Types       []tableRow `json:"types"`
+	FHIRVersion string              `json:"fhirVersion"`
+	Types       []tableRow          `json:"types"`
+	ValueSets   map[string][]string `json:"valueSets"`
 }
 
 type tableRow struct {
@@ -43,6 +44,7 @@ type tableElem struct {
 	Ref      string     `json:"cr"`
 	Summary  bool       `json:"s"`
 	Modifier bool       `json:"m"`
+	ValueSet string     `json:"vs"`
 }
 
 type tableRef struct {
@@ -144,6 +146,10 @@ type elemDef struct {
 	summary  bool
 	modifier bool
 	ref      string
+	// codes is the closed set of allowed codes of a code element with a
+	// required binding (nil when unbound or not enumerable).
+	codes    map[string]struct{}
+	valueSet string
 }
 
 type typeRef struct {
@@ -201,6 +207,14 @@ func buildModel(doc *tableDoc) (*Model, error) {
 		m.types[r.Name] = td
 	}
 	sort.Strings(m.resources)
+	codeSets := make(map[string]map[string]struct{}, len(doc.ValueSets))
+	for url, codes := range doc.ValueSets {
+		set := make(map[string]struct{}, len(codes))
+		for _, c := range codes {
+			set[c] = struct{}{}
+		}
+		codeSets[url] = set
+	}
 	// Structs: one per complex type and resource, plus one per backbone path.
 	for _, r := range doc.Types {
 		td := m.types[r.Name]
@@ -219,6 +233,13 @@ func buildModel(doc *tableDoc) (*Model, error) {
 				return nil, fmt.Errorf("fhir: model table: element %s has no parent", e.Path)
 			}
 			el := &elemDef{idx: len(st.elems), path: e.Path, min: e.Min, max: e.Max, summary: e.Summary, modifier: e.Modifier, ref: e.Ref}
+			if e.ValueSet != "" {
+				el.codes = codeSets[e.ValueSet]
+				el.valueSet = e.ValueSet
+				if el.codes == nil {
+					return nil, fmt.Errorf("fhir: model table: %s binds unknown value set %q", e.Path, e.ValueSet)
+				}
+			}
 			if strings.HasSuffix(name, "[x]") {
 				el.choice = true
 				name = strings.TrimSuffix(name, "[x]")

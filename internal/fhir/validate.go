@@ -16,7 +16,8 @@ type Issue struct {
 	// JSON type, too many values, several choice types, reference to a
 	// disallowed type, nested contained resource), "required" (missing
 	// mandatory element or resourceType), "value" (a primitive that breaks
-	// its type's format or range), "not-supported" (unknown or abstract
+	// its type's format or range), "code-invalid" (a code outside the value
+	// set of a required binding), "not-supported" (unknown or abstract
 	// resourceType).
 	Code string
 	// Expression is the FHIRPath location of the problem, e.g.
@@ -40,6 +41,7 @@ const (
 	CodeValue        = "value"
 	CodeInvalid      = "invalid"
 	CodeNotSupported = "not-supported"
+	CodeCodeInvalid  = "code-invalid"
 )
 
 // maxStringLen is the FHIR limit on a string's size (1 MB).
@@ -55,7 +57,8 @@ const maxStringLen = 1024 * 1024
 // counts, non-empty arrays, required elements); primitive formats
 // (see docs/fhir-model.md); _element primitive extensions and
 // value/_value array alignment with nulls; choice elements (one type only,
-// allowed types only); reference target types where the definition
+// allowed types only); codes of code elements with a required binding to an
+// enumerable value set; reference target types where the definition
 // restricts them; contained resources (validated as resources, no nested
 // contained); and the resources inside Bundle entries, Parameters and any
 // other element of type Resource. Invariants (constraints written in
@@ -272,6 +275,13 @@ func (v *validator) one(el *elemDef, ty *typeRef, val any, at *seg, inContained 
 	td := ty.td
 	if td.kind == KindPrimitive {
 		v.primitive(td, val, at)
+		if el.codes != nil {
+			if s, ok := val.(string); ok && s != "" {
+				if _, ok := el.codes[s]; !ok {
+					v.add(CodeCodeInvalid, at, "code %s is not in the required value set %s", quoteShort(s), el.valueSet)
+				}
+			}
+		}
 		return
 	}
 	obj, ok := val.(map[string]any)

@@ -117,6 +117,11 @@ func brokenCases() []brokenCase {
 		{"string-control-char", edit(P, `"family": "Doe"`, `"family": "D\u0001oe"`), []want{{"value", "Patient.name[0].family"}}},
 		{"markdown-empty", edit(P, `"name": "Acme"`, `"name": "Acme", "alias": [""]`), []want{{"value", "Patient.contained[0].alias[0]"}}},
 
+		// Required bindings of code elements.
+		{"code-not-in-required-valueset", edit(P, `"gender": "female"`, `"gender": "bogus"`), []want{{"code-invalid", "Patient.gender"}}},
+		{"code-not-in-required-valueset-nested", edit(P, `"use": "official"`, `"use": "formal"`), []want{{"code-invalid", "Patient.name[0].use"}}},
+		{"code-not-in-required-valueset-observation", edit(O, `"status": "final"`, `"status": "done"`), []want{{"code-invalid", "Observation.status"}}},
+
 		// _element primitive extensions and null alignment.
 		{"underscore-unknown-property", edit(P, `"_birthDate": {"extension"`, `"_birthDate": {"foo": 1, "extension"`), []want{{"structure", "Patient.birthDate.foo"}}},
 		{"underscore-not-object", edit(P, `"_birthDate": {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueDateTime": "1970-03-30T05:06:07Z"}]}`, `"_birthDate": "x"`), []want{{"structure", "Patient.birthDate"}}},

@@ -33,6 +33,10 @@ import (
 type table struct {
 	FHIRVersion string    `json:"fhirVersion"`
 	Types       []typeRow `json:"types"`
+	// ValueSets holds the codes of every value set bound with strength
+	// "required" to an element of type code, when the value set can be
+	// enumerated from the package (no filters, complete code systems).
+	ValueSets map[string][]string `json:"valueSets"`
 }
 
 type typeRow struct {
@@ -52,6 +56,7 @@ type elemRow struct {
 	Ref      string    `json:"cr,omitempty"` // contentReference target path
 	Summary  bool      `json:"s,omitempty"`
 	Modifier bool      `json:"m,omitempty"`
+	ValueSet string    `json:"vs,omitempty"` // required binding of a code element (key of table.ValueSets)
 }
 
 type typeRef struct {
@@ -85,7 +90,11 @@ type selem struct {
 	ContentReference string `json:"contentReference"`
 	IsSummary        bool   `json:"isSummary"`
 	IsModifier       bool   `json:"isModifier"`
-	Type             []struct {
+	Binding          *struct {
+		Strength string `json:"strength"`
+		ValueSet string `json:"valueSet"`
+	} `json:"binding"`
+	Type []struct {
 		Code          string   `json:"code"`
 		TargetProfile []string `json:"targetProfile"`
 		Extension     []struct {
@@ -116,7 +125,11 @@ func run(src, out string) error {
 	if len(files) == 0 {
 		return fmt.Errorf("no StructureDefinition-*.json under %s (fetch hl7.fhir.r4.examples@4.0.1 first)", src)
 	}
-	t := table{}
+	t := table{ValueSets: map[string][]string{}}
+	term, err := loadTerminology(src)
+	if err != nil {
+		return err
+	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -138,7 +151,7 @@ func run(src, out string) error {
 		if sd.FHIRVersion != "" {
 			t.FHIRVersion = sd.FHIRVersion
 		}
-		row, err := convert(&sd)
+		row, err := convert(&sd, term, t.ValueSets)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
@@ -184,7 +197,7 @@ func kindCode(k string) (string, error) {
 	return "", fmt.Errorf("unexpected kind %q", k)
 }
 
-func convert(sd *sdef) (typeRow, error) {
+func convert(sd *sdef, term *terminology, valueSets map[string][]string) (typeRow, error) {
 	k, err := kindCode(sd.Kind)
 	if err != nil {
 		return typeRow{}, err
@@ -242,6 +255,13 @@ func convert(sd *sdef) (typeRow, error) {
 			}
 			er.Types = append(er.Types, tr)
 		}
+		if b := e.Binding; b != nil && b.Strength == "required" && b.ValueSet != "" && len(er.Types) == 1 && er.Types[0].Code == "code" {
+			url, _, _ := strings.Cut(b.ValueSet, "|")
+			if codes, ok := term.expand(url, 0); ok {
+				valueSets[url] = codes
+				er.ValueSet = url
+			}
+		}
 		if len(er.Types) == 0 && er.Ref == "" {
 			return row, fmt.Errorf("%s: element has neither type nor contentReference", e.ID)
 		}
@@ -280,4 +300,120 @@ func check(t *table) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// terminology holds the package's ValueSets and CodeSystems by URL.
+type terminology struct {
+	valueSets   map[string]*valueSet
+	codeSystems map[string]*codeSystem
+}
+
+type valueSet struct {
+	URL     string `json:"url"`
+	Compose *struct {
+		Include []vsInclude `json:"include"`
+		Exclude []vsInclude `json:"exclude"`
+	} `json:"compose"`
+}
+
+type vsInclude struct {
+	System  string `json:"system"`
+	Concept []struct {
+		Code string `json:"code"`
+	} `json:"concept"`
+	Filter   []json.RawMessage `json:"filter"`
+	ValueSet []string          `json:"valueSet"`
+}
+
+type codeSystem struct {
+	URL     string    `json:"url"`
+	Content string    `json:"content"`
+	Concept []concept `json:"concept"`
+}
+
+type concept struct {
+	Code    string    `json:"code"`
+	Concept []concept `json:"concept"`
+}
+
+func loadTerminology(src string) (*terminology, error) {
+	t := &terminology{valueSets: map[string]*valueSet{}, codeSystems: map[string]*codeSystem{}}
+	vs, _ := filepath.Glob(filepath.Join(src, "ValueSet-*.json"))
+	for _, f := range vs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var v valueSet
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		t.valueSets[v.URL] = &v
+	}
+	cs, _ := filepath.Glob(filepath.Join(src, "CodeSystem-*.json"))
+	for _, f := range cs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var c codeSystem
+		if err := json.Unmarshal(b, &c); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		t.codeSystems[c.URL] = &c
+	}
+	return t, nil
+}
+
+// expand enumerates the codes of a value set, or reports false when it
+// cannot (filters, excludes, unknown or incomplete code systems).
+func (t *terminology) expand(url string, depth int) ([]string, bool) {
+	v := t.valueSets[url]
+	if v == nil || v.Compose == nil || len(v.Compose.Exclude) > 0 || depth > 8 {
+		return nil, false
+	}
+	set := map[string]bool{}
+	for _, inc := range v.Compose.Include {
+		if len(inc.Filter) > 0 {
+			return nil, false
+		}
+		for _, sub := range inc.ValueSet {
+			u, _, _ := strings.Cut(sub, "|")
+			codes, ok := t.expand(u, depth+1)
+			if !ok {
+				return nil, false
+			}
+			for _, c := range codes {
+				set[c] = true
+			}
+		}
+		switch {
+		case len(inc.Concept) > 0:
+			for _, c := range inc.Concept {
+				set[c.Code] = true
+			}
+		case inc.System != "":
+			cs := t.codeSystems[inc.System]
+			if cs == nil || cs.Content != "complete" {
+				return nil, false
+			}
+			var walk func([]concept)
+			walk = func(cs []concept) {
+				for _, c := range cs {
+					set[c.Code] = true
+					walk(c.Concept)
+				}
+			}
+			walk(cs.Concept)
+		}
+	}
+	if len(set) == 0 {
+		return nil, false
+	}
+	out := make([]string, 0, len(set))
+	for c := range set {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out, true
 }
