@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,12 +103,25 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		lockPool.Close()
 		return nil, fmt.Errorf("postgres: open: connect: %w", err)
 	}
+	var version string
+	if err := pool.QueryRow(ctx, `SELECT version()`).Scan(&version); err != nil {
+		pool.Close()
+		lockPool.Close()
+		return nil, fmt.Errorf("postgres: open: read the server version: %w", err)
+	}
+	if strings.Contains(version, "CockroachDB") {
+		// Its session advisory-lock builtins are stubs that always succeed:
+		// Lock would not exclude anyone. See docs/postgres.md.
+		pool.Close()
+		lockPool.Close()
+		return nil, errors.New("postgres: open: CockroachDB is not supported: its pg_advisory_lock does not exclude other sessions, which named locks and migrations rely on")
+	}
 	if schema == nil {
 		pool.Close()
 		lockPool.Close()
 		return nil, errors.New("postgres: open: no schema on the search_path exists: create it first")
 	}
-	version, err := migrate(ctx, pool)
+	schemaVer, err := migrate(ctx, pool)
 	if err != nil {
 		pool.Close()
 		lockPool.Close()
@@ -131,7 +145,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		s.now = time.Now
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
-	s.log.Debug("postgres store open", "schema", s.schema, "schemaVersion", version)
+	s.log.Debug("postgres store open", "schema", s.schema, "schemaVersion", schemaVer, "server", version)
 	return s, nil
 }
 
