@@ -1,0 +1,20 @@
+// Package servertest starts a real, in-process Kiln server for black-box
+// tests: the full wiring of server.New over a fresh SQLite file in a
+// temporary data directory, with real sealing and the real account
+// registry, served over loopback HTTP by httptest.
+//
+// Typical use:
+//
+//	inst := servertest.New(t, server.Options{})
+//	resp := inst.Do(t, "POST", "/fhir/default/Patient", `{"resourceType":"Patient"}`)
+//	resp.Want(t, 201)
+//
+// or, when only the server and its URL are needed:
+//
+//	srv, baseURL := servertest.Start(t, server.Options{})
+//
+// It owns nothing but test scaffolding. It must never replace a real
+// component with a fake, share state between tests, or use
+// http.DefaultClient. Every instance is closed by t.Cleanup (Close is
+// idempotent, so a test may stop the server early, e.g. to scan its files).
+package servertest
