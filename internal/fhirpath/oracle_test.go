@@ -490,8 +490,8 @@ func TestOracle(t *testing.T) {
 
 	var (
 		pairs, nonEmpty, bothErr, asRewrites, typeChecked, allowed int
-		mismatches                                          []string
-		perExpr                                             = map[string]int{}
+		mismatches                                                 []string
+		perExpr                                                    = map[string]int{}
 	)
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 0, 1<<20), 256<<20)
