@@ -939,7 +939,9 @@ func testDeleteAccount(t *testing.T, e Engine) {
 		w := write(p, 1, 0, at(0), tok("t"))
 		w.Sorts = []store.SortValue{{Slot: tok("s"), Value: []byte(acct)}}
 		commit(t, s, acct, w, write(store.Ref{Type: "Observation", ID: "o"}, 1, 0, at(1), tok("t")))
-		commit(t, s, acct, write(p, 2, 1, at(2), tok("t")))
+		w2 := write(p, 2, 1, at(2), tok("t"))
+		w2.Sorts = w.Sorts
+		commit(t, s, acct, w2)
 	}
 	if err := s.DeleteAccount(ctx, "doomed"); err != nil {
 		t.Fatalf("DeleteAccount: %v", err)

@@ -1,0 +1,123 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are the numbered schema steps. migrations[i] takes the database
+// from schema version i to i+1 (PRAGMA user_version). Steps are append-only:
+// a released step is never edited, a change is a new step.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE accounts (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a re-created name gets a new id
+	name       TEXT    NOT NULL UNIQUE,
+	created_at INTEGER NOT NULL,                  -- Unix microseconds, UTC
+	data       BLOB    NOT NULL,                  -- opaque to the store (config + wrapped key ring)
+	rev        INTEGER NOT NULL                   -- compare-and-swap row version
+);
+
+CREATE TABLE versions (
+	seq          INTEGER PRIMARY KEY AUTOINCREMENT, -- store.Version.Seq: commit order, never reused
+	acct         INTEGER NOT NULL,
+	type         TEXT    NOT NULL,
+	id           TEXT    NOT NULL,
+	version_id   INTEGER NOT NULL,
+	last_updated INTEGER NOT NULL,                  -- Unix microseconds, UTC
+	deleted      INTEGER NOT NULL,
+	body         BLOB    NOT NULL                   -- sealed by package seal
+);
+CREATE UNIQUE INDEX versions_by_resource ON versions (acct, type, id, version_id);
+CREATE INDEX versions_by_type ON versions (acct, type, seq);
+CREATE INDEX versions_by_account ON versions (acct, seq);
+
+-- One row per resource: the pointer to its current version, and the
+-- encoded lists of its current tokens and sort slots (so replacing them is
+-- a diff by primary key, with no secondary index on tokens).
+CREATE TABLE current (
+	acct       INTEGER NOT NULL,
+	type       TEXT    NOT NULL,
+	id         TEXT    NOT NULL,
+	version_id INTEGER NOT NULL,
+	seq        INTEGER NOT NULL,
+	deleted    INTEGER NOT NULL,
+	tokens     BLOB    NOT NULL,
+	sort_slots BLOB    NOT NULL,
+	PRIMARY KEY (acct, type, id)
+) WITHOUT ROWID;
+
+CREATE TABLE tokens (
+	acct  INTEGER NOT NULL,
+	token BLOB    NOT NULL, -- blind HMAC token
+	type  TEXT    NOT NULL,
+	id    TEXT    NOT NULL,
+	PRIMARY KEY (acct, token, type, id)
+) WITHOUT ROWID;
+
+CREATE TABLE sorts (
+	acct  INTEGER NOT NULL,
+	slot  BLOB    NOT NULL, -- blind token naming the parameter
+	type  TEXT    NOT NULL,
+	id    TEXT    NOT NULL,
+	value BLOB    NOT NULL, -- sealed sort value
+	PRIMARY KEY (acct, slot, type, id)
+) WITHOUT ROWID;
+`,
+}
+
+// SchemaVersion is the schema version this build writes and reads.
+func SchemaVersion() int { return len(migrations) }
+
+// migrate brings the database on conn up to SchemaVersion, each step in its
+// own transaction together with its user_version bump, so a crash leaves the
+// database at a whole step. A database newer than this build is refused.
+func migrate(ctx context.Context, conn *sql.Conn) error {
+	for {
+		var v int
+		if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			return fmt.Errorf("sqlite: read schema version: %w", err)
+		}
+		switch {
+		case v == len(migrations):
+			return nil
+		case v > len(migrations) || v < 0:
+			return fmt.Errorf("sqlite: database schema version %d is not supported by this build (latest %d)", v, len(migrations))
+		}
+		if err := step(ctx, conn, v); err != nil {
+			return err
+		}
+	}
+}
+
+func step(ctx context.Context, conn *sql.Conn, from int) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlite: migrate to %d: begin: %w", from+1, err)
+	}
+	defer func() {
+		if err != nil {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	// Re-read inside the write lock: another handle may have migrated.
+	var v int
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: migrate: read schema version: %w", err)
+	}
+	if v != from {
+		_, err := conn.ExecContext(ctx, "ROLLBACK")
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, migrations[from]); err != nil {
+		return fmt.Errorf("sqlite: migrate to %d: %w", from+1, err)
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", from+1)); err != nil {
+		return fmt.Errorf("sqlite: migrate to %d: set version: %w", from+1, err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("sqlite: migrate to %d: commit: %w", from+1, err)
+	}
+	return nil
+}

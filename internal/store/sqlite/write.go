@@ -1,0 +1,595 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/kilnhealth/kiln/internal/store"
+)
+
+// request is one caller's unit of work for the writer. fn runs inside the
+// group's transaction (inside a SAVEPOINT when the group has several
+// requests); its error is returned to the caller and rolls back only its
+// own changes.
+type request struct {
+	ctx        context.Context
+	fn         func(tx *wtx) error
+	checkpoint bool // truncate the WAL after the group commits (crypto-erase)
+	done       chan error
+}
+
+// writer owns the one write connection and applies queued requests in
+// groups.
+type writer struct {
+	conn   *sql.Conn
+	tx     wtx
+	reqs   chan *request
+	quit   chan struct{}
+	exited chan struct{}
+	max    int
+	log    *slog.Logger
+}
+
+// wtx holds the writer's prepared statements; only the writer goroutine uses
+// it.
+type wtx struct {
+	conn                                                           *sql.Conn
+	acct, getCurrent, insVersion, insCurrent, updCurrent, updIndex *sql.Stmt
+	insToken, delToken, upsSort, delSort                           *sql.Stmt
+	insAccount, updAccount, getAccount                             *sql.Stmt
+	all                                                            []*sql.Stmt
+}
+
+// bg is the context of every statement the writer runs: a caller's context
+// must never interrupt a group transaction that carries other callers'
+// writes. Callers' contexts are checked before their request is applied.
+var bg = context.Background()
+
+func newWriter(ctx context.Context, conn *sql.Conn, max int, log *slog.Logger) (*writer, error) {
+	w := &writer{
+		conn:   conn,
+		reqs:   make(chan *request, max),
+		quit:   make(chan struct{}),
+		exited: make(chan struct{}),
+		max:    max,
+		log:    log,
+	}
+	t := &w.tx
+	t.conn = conn
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&t.acct, "SELECT id FROM accounts WHERE name = ?"},
+		{&t.getCurrent, "SELECT version_id, deleted, tokens, sort_slots FROM current WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.insVersion, "INSERT INTO versions (acct, type, id, version_id, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)"},
+		{&t.insCurrent, "INSERT INTO current (acct, type, id, version_id, seq, deleted, tokens, sort_slots) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
+		{&t.updCurrent, "UPDATE current SET version_id = ?, seq = ?, deleted = ?, tokens = ?, sort_slots = ? WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.updIndex, "UPDATE current SET tokens = ?, sort_slots = ? WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.insToken, "INSERT OR IGNORE INTO tokens (acct, token, type, id) VALUES (?, ?, ?, ?)"},
+		{&t.delToken, "DELETE FROM tokens WHERE acct = ? AND token = ? AND type = ? AND id = ?"},
+		{&t.upsSort, "INSERT INTO sorts (acct, slot, type, id, value) VALUES (?, ?, ?, ?, ?) ON CONFLICT (acct, slot, type, id) DO UPDATE SET value = excluded.value"},
+		{&t.delSort, "DELETE FROM sorts WHERE acct = ? AND slot = ? AND type = ? AND id = ?"},
+		{&t.insAccount, "INSERT INTO accounts (name, created_at, data, rev) VALUES (?, ?, ?, 1)"},
+		{&t.updAccount, "UPDATE accounts SET data = ?, rev = rev + 1 WHERE name = ? AND rev = ?"},
+		{&t.getAccount, "SELECT name, created_at, data, rev FROM accounts WHERE name = ?"},
+	} {
+		st, err := conn.PrepareContext(ctx, p.sql)
+		if err != nil {
+			w.closeStmts()
+			return nil, fmt.Errorf("sqlite: prepare %q: %w", p.sql, err)
+		}
+		*p.dst = st
+		t.all = append(t.all, st)
+	}
+	go w.loop()
+	return w, nil
+}
+
+func (w *writer) closeStmts() error {
+	var errs []error
+	for _, st := range w.tx.all {
+		errs = append(errs, st.Close())
+	}
+	w.tx.all = nil
+	return errors.Join(errs...)
+}
+
+// do queues fn and waits for the group that carries it to commit. Once
+// queued, a request is either applied and committed, or skipped because
+// its context ended before the writer reached it: the caller always learns
+// which, so a Commit's outcome is never ambiguous.
+func (s *Store) do(ctx context.Context, checkpoint bool, fn func(tx *wtx) error) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{ctx: ctx, fn: fn, checkpoint: checkpoint, done: make(chan error, 1)}
+	select {
+	case s.w.reqs <- r:
+	case <-s.w.quit:
+		return store.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-s.w.exited:
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return store.ErrClosed
+		}
+	}
+}
+
+func (w *writer) stop() {
+	close(w.quit)
+	<-w.exited
+}
+
+func (w *writer) loop() {
+	defer close(w.exited)
+	batch := make([]*request, 0, w.max)
+	for {
+		select {
+		case r := <-w.reqs:
+			batch = append(batch[:0], r)
+		case <-w.quit:
+			w.drain()
+			return
+		}
+	gather:
+		for len(batch) < w.max {
+			select {
+			case r := <-w.reqs:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		w.group(batch)
+		clear(batch)
+	}
+}
+
+// drain fails every request still queued at Close.
+func (w *writer) drain() {
+	for {
+		select {
+		case r := <-w.reqs:
+			r.done <- store.ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+// group applies batch in one transaction and answers every request.
+func (w *writer) group(batch []*request) {
+	errs := make([]error, len(batch))
+	live := make([]int, 0, len(batch))
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err // skipped: its caller gave up before it ran
+		} else {
+			live = append(live, i)
+		}
+	}
+	defer func() {
+		for i, r := range batch {
+			r.done <- errs[i]
+		}
+	}()
+	if len(live) == 0 {
+		return
+	}
+	failLive := func(err error) {
+		for _, i := range live {
+			if errs[i] == nil || errors.Is(errs[i], errAborted) {
+				errs[i] = err
+			}
+		}
+	}
+	if _, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+		failLive(fmt.Errorf("begin: %w", err))
+		return
+	}
+	applied, checkpoint := 0, false
+	for _, i := range live {
+		r := batch[i]
+		if len(live) == 1 {
+			errs[i] = r.fn(&w.tx) // no savepoint needed: a failure rolls back the whole transaction
+		} else {
+			errs[i] = w.savepoint(r)
+		}
+		switch {
+		case errs[i] == nil:
+			applied++
+			checkpoint = checkpoint || r.checkpoint
+		case errors.Is(errs[i], errAborted):
+			// The transaction is no longer usable: nothing of the group stays.
+			w.rollback()
+			failLive(errs[i])
+			return
+		}
+	}
+	if applied == 0 {
+		w.rollback()
+		return
+	}
+	if _, err := w.conn.ExecContext(bg, "COMMIT"); err != nil {
+		w.rollback()
+		failLive(fmt.Errorf("commit: %w", err))
+		return
+	}
+	if checkpoint {
+		w.checkpoint()
+	}
+}
+
+// errAborted marks a failure that left the group transaction unusable.
+var errAborted = errors.New("transaction aborted")
+
+func (w *writer) savepoint(r *request) error {
+	if _, err := w.conn.ExecContext(bg, "SAVEPOINT g"); err != nil {
+		return fmt.Errorf("%w: savepoint: %v", errAborted, err)
+	}
+	err := r.fn(&w.tx)
+	if err != nil {
+		if _, rerr := w.conn.ExecContext(bg, "ROLLBACK TO g"); rerr != nil {
+			return fmt.Errorf("%w: rollback to savepoint: %v (after %v)", errAborted, rerr, err)
+		}
+	}
+	if _, rerr := w.conn.ExecContext(bg, "RELEASE g"); rerr != nil {
+		return fmt.Errorf("%w: release savepoint: %v", errAborted, rerr)
+	}
+	return err
+}
+
+func (w *writer) rollback() {
+	if _, err := w.conn.ExecContext(bg, "ROLLBACK"); err != nil {
+		w.log.Error("sqlite: rollback failed", "err", err)
+	}
+}
+
+// checkpoint truncates the WAL so that pages of deleted rows (a deleted
+// account's key ring) do not linger in it. Best effort: readers may hold it
+// back, and the next checkpoint catches up.
+func (w *writer) checkpoint() {
+	var busy, logFrames, done int
+	err := w.conn.QueryRowContext(bg, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
+	if err != nil || busy != 0 {
+		w.log.Warn("sqlite: WAL truncation after account delete incomplete", "busy", busy, "err", err)
+	}
+}
+
+// Commit applies writes atomically; see store.Store.
+func (s *Store) Commit(ctx context.Context, account string, writes []store.Write) ([]int64, error) {
+	for i := range writes {
+		if err := checkWrite(&writes[i]); err != nil {
+			return nil, err
+		}
+	}
+	seqs := make([]int64, len(writes))
+	err := s.do(ctx, false, func(tx *wtx) error {
+		acct, err := tx.accountID(account)
+		if err != nil {
+			return err
+		}
+		for i := range writes {
+			if seqs[i], err = tx.apply(acct, account, &writes[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrapErr(err, "commit %s", account)
+	}
+	return seqs, nil
+}
+
+func checkWrite(w *store.Write) error {
+	v := &w.Version
+	switch {
+	case v.Type == "" || v.ID == "":
+		return fmt.Errorf("sqlite: commit: write without type or id (%q/%q)", v.Type, v.ID)
+	case v.VersionID < 1:
+		return fmt.Errorf("sqlite: commit %s/%s: versionId %d < 1", v.Type, v.ID, v.VersionID)
+	case w.IfVersion < store.NoCheck:
+		return fmt.Errorf("sqlite: commit %s/%s: invalid IfVersion %d", v.Type, v.ID, w.IfVersion)
+	}
+	for _, t := range w.Tokens {
+		if len(t) == 0 || len(t) > 255 {
+			return fmt.Errorf("sqlite: commit %s/%s: token of %d bytes (want 1..255)", v.Type, v.ID, len(t))
+		}
+	}
+	for _, sv := range w.Sorts {
+		if len(sv.Slot) == 0 || len(sv.Slot) > 255 {
+			return fmt.Errorf("sqlite: commit %s/%s: sort slot of %d bytes (want 1..255)", v.Type, v.ID, len(sv.Slot))
+		}
+	}
+	return nil
+}
+
+// wrapErr adds context to an error returned through the writer.
+func wrapErr(err error, format string, args ...any) error {
+	return fmt.Errorf("sqlite: "+format+": %w", append(args, err)...)
+}
+
+func (tx *wtx) accountID(account string) (int64, error) {
+	var id int64
+	err := tx.acct.QueryRowContext(bg, account).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("account %q: %w", account, store.ErrNotFound)
+	}
+	return id, err
+}
+
+type currentRow struct {
+	exists    bool
+	versionID int64
+	deleted   bool
+	tokens    [][]byte
+	slots     [][]byte
+}
+
+func (tx *wtx) current(acct int64, typ, id string) (currentRow, error) {
+	var c currentRow
+	var tokens, slots []byte
+	err := tx.getCurrent.QueryRowContext(bg, acct, typ, id).Scan(&c.versionID, &c.deleted, &tokens, &slots)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	c.exists = true
+	if c.tokens, err = decodeList(tokens); err == nil {
+		c.slots, err = decodeList(slots)
+	}
+	return c, err
+}
+
+// apply stores one write and returns its seq.
+func (tx *wtx) apply(acct int64, account string, w *store.Write) (int64, error) {
+	v := &w.Version
+	cur, err := tx.current(acct, v.Type, v.ID)
+	if err != nil {
+		return 0, fmt.Errorf("read current %s/%s: %w", v.Type, v.ID, err)
+	}
+	switch {
+	case w.IfVersion == store.NoCheck:
+	case w.IfVersion == 0 && cur.exists:
+		return 0, fmt.Errorf("%s/%s exists (v%d): %w", v.Type, v.ID, cur.versionID, store.ErrConflict)
+	case w.IfVersion > 0 && !cur.exists:
+		return 0, fmt.Errorf("%s/%s does not exist, expected v%d: %w", v.Type, v.ID, w.IfVersion, store.ErrConflict)
+	case w.IfVersion > 0 && cur.versionID != w.IfVersion:
+		return 0, fmt.Errorf("%s/%s is v%d, expected v%d: %w", v.Type, v.ID, cur.versionID, w.IfVersion, store.ErrConflict)
+	}
+	res, err := tx.insVersion.ExecContext(bg, acct, v.Type, v.ID, v.VersionID, micros(v.LastUpdated), v.Deleted, nonNil(v.Body))
+	if isConstraint(err) {
+		return 0, fmt.Errorf("%s/%s v%d already stored: %w", v.Type, v.ID, v.VersionID, store.ErrConflict)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("insert version %s/%s: %w", v.Type, v.ID, err)
+	}
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("insert version %s/%s: %w", v.Type, v.ID, err)
+	}
+	tokens, slots, err := tx.replaceIndex(acct, v.Type, v.ID, cur, w.Tokens, w.Sorts)
+	if err != nil {
+		return 0, err
+	}
+	if cur.exists {
+		_, err = tx.updCurrent.ExecContext(bg, v.VersionID, seq, v.Deleted, tokens, slots, acct, v.Type, v.ID)
+	} else {
+		_, err = tx.insCurrent.ExecContext(bg, acct, v.Type, v.ID, v.VersionID, seq, v.Deleted, tokens, slots)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("set current %s/%s: %w", v.Type, v.ID, err)
+	}
+	return seq, nil
+}
+
+// replaceIndex makes the token and sort rows of one resource equal to
+// tokens and sorts, touching only what changed, and returns the encoded
+// lists for its current row.
+func (tx *wtx) replaceIndex(acct int64, typ, id string, cur currentRow, tokens [][]byte, sorts []store.SortValue) (encTokens, encSlots []byte, err error) {
+	newTokens := dedupe(tokens)
+	for _, t := range cur.tokens {
+		if !containsBytes(newTokens, t) {
+			if _, err := tx.delToken.ExecContext(bg, acct, t, typ, id); err != nil {
+				return nil, nil, fmt.Errorf("delete token of %s/%s: %w", typ, id, err)
+			}
+		}
+	}
+	for _, t := range newTokens {
+		if !containsBytes(cur.tokens, t) {
+			if _, err := tx.insToken.ExecContext(bg, acct, t, typ, id); err != nil {
+				return nil, nil, fmt.Errorf("insert token of %s/%s: %w", typ, id, err)
+			}
+		}
+	}
+	var newSlots [][]byte
+	for _, sv := range sorts {
+		if !containsBytes(newSlots, sv.Slot) {
+			newSlots = append(newSlots, sv.Slot)
+		}
+	}
+	for _, slot := range cur.slots {
+		if !containsBytes(newSlots, slot) {
+			if _, err := tx.delSort.ExecContext(bg, acct, slot, typ, id); err != nil {
+				return nil, nil, fmt.Errorf("delete sort of %s/%s: %w", typ, id, err)
+			}
+		}
+	}
+	for _, sv := range sorts { // a repeated slot: the last value wins
+		if _, err := tx.upsSort.ExecContext(bg, acct, sv.Slot, typ, id, nonNil(sv.Value)); err != nil {
+			return nil, nil, fmt.Errorf("store sort of %s/%s: %w", typ, id, err)
+		}
+	}
+	return encodeList(newTokens), encodeList(newSlots), nil
+}
+
+// ReplaceIndex swaps the tokens and sorts of ref's current version.
+func (s *Store) ReplaceIndex(ctx context.Context, account string, ref store.Ref, versionID int64, tokens [][]byte, sorts []store.SortValue) error {
+	if err := checkWrite(&store.Write{Version: store.Version{Type: ref.Type, ID: ref.ID, VersionID: max(versionID, 1)}, Tokens: tokens, Sorts: sorts}); err != nil {
+		return err
+	}
+	err := s.do(ctx, false, func(tx *wtx) error {
+		acct, err := tx.accountID(account)
+		if err != nil {
+			return err
+		}
+		cur, err := tx.current(acct, ref.Type, ref.ID)
+		if err != nil {
+			return err
+		}
+		if !cur.exists {
+			return store.ErrNotFound
+		}
+		if cur.versionID != versionID {
+			return fmt.Errorf("current is v%d, not v%d: %w", cur.versionID, versionID, store.ErrConflict)
+		}
+		encTokens, encSlots, err := tx.replaceIndex(acct, ref.Type, ref.ID, cur, tokens, sorts)
+		if err != nil {
+			return err
+		}
+		_, err = tx.updIndex.ExecContext(bg, encTokens, encSlots, acct, ref.Type, ref.ID)
+		return err
+	})
+	if err != nil {
+		return wrapErr(err, "replace index %s/%s/%s", account, ref.Type, ref.ID)
+	}
+	return nil
+}
+
+// CreateAccount stores a new account with Rev 1.
+func (s *Store) CreateAccount(ctx context.Context, a store.Account) (store.Account, error) {
+	if a.Name == "" {
+		return store.Account{}, fmt.Errorf("sqlite: create account: empty name")
+	}
+	var out store.Account
+	err := s.do(ctx, false, func(tx *wtx) error {
+		_, err := tx.insAccount.ExecContext(bg, a.Name, micros(a.CreatedAt), nonNil(a.Data))
+		if isConstraint(err) {
+			return store.ErrExists
+		}
+		if err != nil {
+			return err
+		}
+		out, err = scanAccount(tx.getAccount.QueryRowContext(bg, a.Name))
+		return err
+	})
+	if err != nil {
+		return store.Account{}, wrapErr(err, "create account %q", a.Name)
+	}
+	return out, nil
+}
+
+// UpdateAccount replaces Data when the stored Rev is expectRev.
+func (s *Store) UpdateAccount(ctx context.Context, name string, data []byte, expectRev int64) (store.Account, error) {
+	var out store.Account
+	err := s.do(ctx, false, func(tx *wtx) error {
+		res, err := tx.updAccount.ExecContext(bg, nonNil(data), name, expectRev)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		out, err = scanAccount(tx.getAccount.QueryRowContext(bg, name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err == nil && n == 0 {
+			return fmt.Errorf("rev is %d, not %d: %w", out.Rev, expectRev, store.ErrConflict)
+		}
+		return err
+	})
+	if err != nil {
+		return store.Account{}, wrapErr(err, "update account %q", name)
+	}
+	return out, nil
+}
+
+// DeleteAccount removes the account record and everything stored under it,
+// then truncates the WAL so the deleted key ring does not linger there.
+func (s *Store) DeleteAccount(ctx context.Context, name string) error {
+	err := s.do(ctx, true, func(tx *wtx) error {
+		acct, err := tx.accountID(name)
+		if err != nil {
+			return err
+		}
+		for _, q := range []string{
+			"DELETE FROM tokens WHERE acct = ?",
+			"DELETE FROM sorts WHERE acct = ?",
+			"DELETE FROM current WHERE acct = ?",
+			"DELETE FROM versions WHERE acct = ?",
+			"DELETE FROM accounts WHERE id = ?",
+		} {
+			if _, err := tx.conn.ExecContext(bg, q, acct); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return wrapErr(err, "delete account %q", name)
+	}
+	return nil
+}
+
+// encodeList packs byte strings of 1..255 bytes as length-prefixed items.
+func encodeList(items [][]byte) []byte {
+	n := 0
+	for _, it := range items {
+		n += 1 + len(it)
+	}
+	out := make([]byte, 0, n)
+	for _, it := range items {
+		out = append(out, byte(len(it)))
+		out = append(out, it...)
+	}
+	return out
+}
+
+func decodeList(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		n := int(b[0])
+		if n == 0 || 1+n > len(b) {
+			return nil, fmt.Errorf("corrupt index list")
+		}
+		out = append(out, b[1:1+n])
+		b = b[1+n:]
+	}
+	return out, nil
+}
+
+func containsBytes(list [][]byte, b []byte) bool {
+	return slices.ContainsFunc(list, func(x []byte) bool { return bytes.Equal(x, b) })
+}
+
+func dedupe(list [][]byte) [][]byte {
+	out := make([][]byte, 0, len(list))
+	for _, b := range list {
+		if !containsBytes(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
