@@ -49,6 +49,20 @@ type testVault struct {
 	clock  *testClock
 	cancel context.CancelFunc
 	done   chan error
+	// remoteURL is set for a client of a vault in another process.
+	remoteURL string
+}
+
+// URL is the vault URL (of the local or remote vault).
+func (tv *testVault) URL() string {
+	if tv.remoteURL != "" {
+		return tv.remoteURL
+	}
+	return tv.Vault.URL()
+}
+
+func newClient(pool *x509.CertPool) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
 // startVault opens a vault in dir (a new temp dir when ""), serves it over
@@ -91,7 +105,7 @@ func startVault(t testing.TB, dir string, mod func(*vault.Config)) *testVault {
 			t.Fatal("CA file holds no certificate")
 		}
 	}
-	tv.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tv.pool}}}
+	tv.client = newClient(tv.pool)
 	t.Cleanup(tv.stop)
 	return tv
 }
