@@ -26,6 +26,7 @@ import (
 	"github.com/kilnhealth/kiln/internal/fhir"
 	"github.com/kilnhealth/kiln/internal/keys"
 	"github.com/kilnhealth/kiln/internal/manage"
+	"github.com/kilnhealth/kiln/internal/metrics"
 	"github.com/kilnhealth/kiln/internal/resources"
 	"github.com/kilnhealth/kiln/internal/rest"
 	"github.com/kilnhealth/kiln/internal/seal"
@@ -139,9 +140,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	sink := &auditSink{}
+	m := metrics.New()
 	reg, err := accounts.New(accounts.Config{
 		Store: st, Keys: s.Keys, ServiceKeyURI: ServiceKeyURI, Codec: codec, Rand: rand.Reader,
-		Logger: log, Audit: sink, UnreachableGrace: o.UnreachableGrace,
+		Logger: log, Audit: sink, Observer: m, UnreachableGrace: o.UnreachableGrace,
 		Reserved: []string{SystemAccount, "management", "metadata", "health", "admin"},
 	})
 	if err != nil {
@@ -163,10 +165,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	go reg.RunMonitor(bg, o.KeyCheckInterval)
 
 	fhirAPI := rest.New(rest.Config{Resources: s.Resources, Model: s.Model, Logger: log, PublicURL: o.PublicURL, Version: o.Version})
-	mgmt := manage.New(manage.Config{Accounts: reg, Audit: s.audit, Store: st, Logger: log, PublicURL: o.PublicURL})
+	mgmt := manage.New(manage.Config{Accounts: reg, Audit: s.audit, Store: st, Logger: log, PublicURL: o.PublicURL, Metrics: m.Handler()})
 	mux := http.NewServeMux()
-	mux.Handle(rest.Prefix, fhirAPI)
-	mux.Handle("/management/", mgmt)
+	mux.Handle(rest.Prefix, m.Middleware("fhir", fhirAPI))
+	mux.Handle("/management/", m.Middleware("management", mgmt))
 	mux.Handle("/health", mgmt)
 	mux.Handle("/metrics", mgmt)
 	s.Handler = mux
