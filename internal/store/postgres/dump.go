@@ -80,18 +80,23 @@ func DumpDatabase(ctx context.Context, dbURL string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: dump: %s: %w: %s", bin, err, strings.TrimSpace(stderr.String()))
 	}
-	var b bytes.Buffer
-	b.Write(out)
-	b.WriteString("\n-- kiln: decoded bytea values follow, one per line --\n")
-	for _, m := range byteaHex.FindAllSubmatch(out, -1) {
-		dec := make([]byte, hex.DecodedLen(len(m[1])))
-		if _, err := hex.Decode(dec, m[1]); err != nil {
-			return nil, fmt.Errorf("postgres: dump: decode a bytea value: %w", err)
-		}
-		b.Write(dec)
-		b.WriteByte('\n')
+	res := make([]byte, 0, 2*len(out))
+	res = append(res, out...)
+	res = append(res, "\n-- kiln: decoded bytea values follow, one per line --\n"...)
+	return appendDecodedBytea(res, out), nil
+}
+
+// appendDecodedBytea appends to dst, one per line, the decoded bytes of
+// every bytea hex literal (\\x followed by an even number of lower-case
+// hex digits, as pg_dump writes them in COPY data) found in dump.
+func appendDecodedBytea(dst, dump []byte) []byte {
+	for _, m := range byteaHex.FindAllSubmatch(dump, -1) {
+		// The pattern admits only pairs of hex digits, so this cannot fail.
+		dec, _ := hex.AppendDecode(nil, m[1])
+		dst = append(dst, dec...)
+		dst = append(dst, '\n')
 	}
-	return b.Bytes(), nil
+	return dst
 }
 
 // DataDirectory returns the server's data directory (SHOW data_directory;
