@@ -38,7 +38,8 @@ func ResourceNode(resource map[string]any) Node {
 func (e *Expr) Evaluate(resource map[string]any, env Env) ([]Node, error) {
 	rn := []Node{ResourceNode(resource)}
 	c := &evalCtx{model: env.Model, resource: rn, context: rn}
-	return e.root.eval(c, rn)
+	r, err := e.root.eval(c, rn)
+	return own(r), err
 }
 
 // EvaluateAt runs the expression with context as its input and %context,
@@ -47,7 +48,8 @@ func (e *Expr) Evaluate(resource map[string]any, env Env) ([]Node, error) {
 // composite's own expression.
 func (e *Expr) EvaluateAt(resource map[string]any, context Node, env Env) ([]Node, error) {
 	c := &evalCtx{model: env.Model, resource: []Node{ResourceNode(resource)}, context: []Node{context}}
-	return e.root.eval(c, c.context)
+	r, err := e.root.eval(c, c.context)
+	return own(r), err
 }
 
 type litExpr struct{ nodes []Node }
@@ -99,6 +101,16 @@ func (m *memberInv) apply(c *evalCtx, in, _ []Node) ([]Node, error) {
 	var out []Node
 	if m.typeFilter {
 		t := typeSpec{name: m.name}
+		all := true
+		for _, n := range in {
+			if !nodeIs(n, t) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return in, nil // results are never modified in place
+		}
 		for _, n := range in {
 			if nodeIs(n, t) {
 				out = append(out, n)
@@ -124,11 +136,24 @@ func (c *evalCtx) children(n Node, name string, out []Node) []Node {
 		types = c.model.ElementTypes(parent, name)
 	}
 	if len(types) > 1 {
-		for _, t := range types {
-			t = normType(t)
-			if v, ok := m[name+upperFirst(t)]; ok {
-				out = appendValue(out, v, t, parent, name)
+		// Scan the keys rather than building name+Type strings: no
+		// allocation, and objects have few keys.
+		first := len(out)
+		for k, v := range m {
+			if len(k) <= len(name) || k[:len(name)] != name {
+				continue
 			}
+			suffix := k[len(name):]
+			for _, t := range types {
+				if len(t) == len(suffix) && t[1:] == suffix[1:] && upperByte(t[0]) == suffix[0] {
+					out = appendValue(out, v, t, parent, name)
+					break
+				}
+			}
+		}
+		if len(out)-first > 1 {
+			sub := out[first:]
+			sort.SliceStable(sub, func(i, j int) bool { return indexOf(types, sub[i].Type) < indexOf(types, sub[j].Type) })
 		}
 		return out
 	}
@@ -157,6 +182,22 @@ func (c *evalCtx) children(n Node, name string, out []Node) []Node {
 		sort.SliceStable(sub, func(i, j int) bool { return sub[i].Type < sub[j].Type })
 	}
 	return out
+}
+
+func upperByte(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+func indexOf(s []string, x string) int {
+	for i, v := range s {
+		if v == x {
+			return i
+		}
+	}
+	return len(s)
 }
 
 func upperFirst(s string) string {
@@ -218,7 +259,27 @@ type funcInv struct {
 	pos  int
 }
 
-func boolNode(b bool) []Node { return []Node{{Value: b, Type: "System.Boolean"}} }
+// trueNodes and falseNodes are read-only results shared by boolean
+// operations; Evaluate copies them before handing them to a caller.
+var (
+	trueNodes  = []Node{{Value: true, Type: "System.Boolean"}}
+	falseNodes = []Node{{Value: false, Type: "System.Boolean"}}
+)
+
+func boolNode(b bool) []Node {
+	if b {
+		return trueNodes
+	}
+	return falseNodes
+}
+
+// own returns r, copied if it is one of the shared boolean results.
+func own(r []Node) []Node {
+	if len(r) == 1 && (&r[0] == &trueNodes[0] || &r[0] == &falseNodes[0]) {
+		return []Node{r[0]}
+	}
+	return r
+}
 
 // truth applies FHIRPath singleton evaluation for a boolean context:
 // empty is unknown, one boolean is itself, any other single item is true,
@@ -241,6 +302,15 @@ func (f *funcInv) apply(c *evalCtx, in, this []Node) ([]Node, error) {
 	case "where", "select", "exists", "all":
 		if len(f.args) == 0 { // exists()
 			return boolNode(len(in) > 0), nil
+		}
+		if len(in) == 0 {
+			switch f.name {
+			case "exists":
+				return boolNode(false), nil
+			case "all":
+				return boolNode(true), nil
+			}
+			return nil, nil
 		}
 		var out []Node
 		one := make([]Node, 1)
