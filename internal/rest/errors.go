@@ -2,8 +2,10 @@ package rest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -101,6 +103,11 @@ func (a *API) classify(err error) (int, operationOutcome, map[string]string) {
 		accIn *accounts.InvalidError
 		de    *fhir.DecodeError
 	)
+	var se *StatusError
+	if errors.As(err, &se) {
+		he = &httpError{status: se.Status, code: se.Code, detail: se.Detail, msg: se.Msg, expr: se.Expr}
+		err = he
+	}
 	switch {
 	case errors.As(err, &he):
 		oo := outcome("error", he.code, he.detail, he.msg)
@@ -171,3 +178,38 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func etag(v int64) string { return `W/"` + strconv.FormatInt(v, 10) + `"` }
+
+// StatusError is a client error found by a handler plugged into Config
+// (Bundles): it is rendered exactly like rest's own client errors. Status
+// must be a 4xx; Code is the issue type (e.g. "invalid"), Detail one of the
+// Detail* codes (or empty) and Expr an optional FHIRPath location.
+type StatusError struct {
+	Status            int
+	Code, Detail, Msg string
+	Expr              string
+}
+
+func (e *StatusError) Error() string { return e.Msg }
+
+// ErrorOutcome maps err to its HTTP status, OperationOutcome JSON and extra
+// headers with the same mapping rest's handlers use. Plugged-in handlers use
+// it for errors that do not end the request (a batch entry's outcome).
+func ErrorOutcome(err error) (status int, outcome []byte, header map[string]string) {
+	var a *API // classify uses no API state
+	status, oo, header := a.classify(err)
+	outcome, mErr := json.Marshal(oo)
+	if mErr != nil {
+		return 500, []byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception"}]}`), nil
+	}
+	return status, outcome, header
+}
+
+// WriteError renders err as an OperationOutcome response, exactly as rest's
+// own handlers do (5xx are logged as errors on log).
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	a := &API{log: log}
+	if log == nil {
+		a.log = slog.Default()
+	}
+	a.writeError(w, r, err)
+}
