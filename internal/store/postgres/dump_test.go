@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -40,6 +44,16 @@ func TestDumpDatabaseSeesBytea(t *testing.T) {
 		if len(found) == 0 {
 			t.Errorf("%q is in the database but not found in the dump", want)
 		}
+	}
+	dir, err := postgres.DataDirectory(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := os.Getenv("KILN_TEST_POSTGRES_DATA"); want != "" && dir != want {
+		t.Errorf("DataDirectory = %q, want %q (from .ci/postgres.sh)", dir, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil && !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("DataDirectory %q is not a cluster directory: %v", dir, err)
 	}
 	if _, err := postgres.DumpDatabase(ctx, "postgres://postgres@127.0.0.1:1/nope?sslmode=disable&connect_timeout=2"); err == nil {
 		t.Error("dump of an unreachable database succeeded")
