@@ -1,0 +1,152 @@
+package sqlite_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kilnhealth/kiln/internal/store"
+	"github.com/kilnhealth/kiln/internal/store/sqlite"
+)
+
+// createShape is a typical sealed Synthea Patient create: ~1.5 KB body and
+// ~20 blind tokens of 16 bytes.
+var createShape = sqlite.RawShape{BodySize: 1500, Tokens: 20, TokenSize: 16}
+
+// runParallel runs op b.N times over n goroutines.
+func runParallel(b *testing.B, n int, op func(i int64) error) {
+	var next atomic.Int64
+	b.SetParallelism((n + 1) / 2) // RunParallel starts parallelism*GOMAXPROCS goroutines
+	if n == 1 {
+		for i := 0; i < b.N; i++ {
+			if err := op(int64(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := op(next.Add(1)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func createWrite(i int64, body []byte) store.Write {
+	tokens := make([][]byte, createShape.Tokens)
+	for k := range tokens {
+		t := make([]byte, createShape.TokenSize)
+		binary.LittleEndian.PutUint64(t, uint64(i)*0x9E3779B97F4A7C15)
+		binary.LittleEndian.PutUint64(t[8:], uint64(k)*0xC2B2AE3D27D4EB4F+uint64(i))
+		tokens[k] = t
+	}
+	return store.Write{
+		Version: store.Version{
+			Type: "Patient", ID: fmt.Sprintf("p%012d", i), VersionID: 1,
+			LastUpdated: time.Unix(1_800_000_000, 0).UTC(), Body: body,
+		},
+		IfVersion: 0,
+		Tokens:    tokens,
+	}
+}
+
+// BenchmarkCommit measures durable creates through the store (group commit,
+// preconditions, current pointer, token rows) with 1 and 16 goroutines.
+func BenchmarkCommit(b *testing.B) {
+	for _, n := range []int{1, 16} {
+		b.Run(fmt.Sprintf("goroutines=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			s := openAt(b, filepath.Join(b.TempDir(), "kiln.db"), sqlite.Options{})
+			defer s.Close()
+			if _, err := s.CreateAccount(ctx, store.Account{Name: "bench", CreatedAt: time.Now(), Data: []byte("x")}); err != nil {
+				b.Fatal(err)
+			}
+			body := make([]byte, createShape.BodySize)
+			rand.Read(body)
+			b.SetBytes(int64(createShape.BodySize + createShape.Tokens*createShape.TokenSize))
+			b.ResetTimer()
+			start := time.Now()
+			runParallel(b, n, func(i int64) error {
+				_, err := s.Commit(ctx, "bench", []store.Write{createWrite(i, body)})
+				return err
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creates/s")
+			st := s.Stats()
+			b.ReportMetric(float64(st.Requests)/float64(st.Groups), "commits/group")
+		})
+	}
+}
+
+// BenchmarkRawInsert is the raw-insert ceiling for the same rows: tx=1 is
+// one transaction (one fsync) per create, tx=16 packs 16 creates into one
+// transaction, the best a group commit of 16 clients can do.
+func BenchmarkRawInsert(b *testing.B) {
+	for _, c := range []struct{ goroutines, perTx int }{{1, 1}, {16, 1}, {1, 16}} {
+		b.Run(fmt.Sprintf("goroutines=%d/tx=%d", c.goroutines, c.perTx), func(b *testing.B) {
+			ctx := context.Background()
+			r, err := sqlite.OpenRawInserter(ctx, filepath.Join(b.TempDir(), "raw.db"), createShape, sqlite.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			b.SetBytes(int64(createShape.BodySize + createShape.Tokens*createShape.TokenSize))
+			b.ResetTimer()
+			start := time.Now()
+			if c.perTx > 1 {
+				for done := 0; done < b.N; done += c.perTx {
+					if err := r.Insert(ctx, min(c.perTx, b.N-done)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			} else {
+				runParallel(b, c.goroutines, func(int64) error { return r.Insert(ctx, 1) })
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creates/s")
+		})
+	}
+}
+
+// BenchmarkCurrent measures reads by id of resources of the create shape.
+func BenchmarkCurrent(b *testing.B) {
+	ctx := context.Background()
+	s := openAt(b, filepath.Join(b.TempDir(), "kiln.db"), sqlite.Options{Synchronous: "NORMAL"})
+	defer s.Close()
+	if _, err := s.CreateAccount(ctx, store.Account{Name: "bench", CreatedAt: time.Now(), Data: []byte("x")}); err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, createShape.BodySize)
+	rand.Read(body)
+	const n = 5000
+	ws := make([]store.Write, 0, 500)
+	for i := range int64(n) {
+		ws = append(ws, createWrite(i, body))
+		if len(ws) == cap(ws) {
+			if _, err := s.Commit(ctx, "bench", ws); err != nil {
+				b.Fatal(err)
+			}
+			ws = ws[:0]
+		}
+	}
+	for _, g := range []int{1, 16} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
+			b.ResetTimer()
+			start := time.Now()
+			runParallel(b, g, func(i int64) error {
+				v, err := s.Current(ctx, "bench", store.Ref{Type: "Patient", ID: fmt.Sprintf("p%012d", (i*7919)%n)})
+				if err == nil && len(v.Body) != len(body) {
+					err = fmt.Errorf("body of %d bytes", len(v.Body))
+				}
+				return err
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reads/s")
+		})
+	}
+}
