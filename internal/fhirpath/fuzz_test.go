@@ -1,6 +1,8 @@
 package fhirpath
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -84,6 +86,16 @@ func (staticFuzzModel) ElementTypes(typeName, element string) []string {
 		return []string{"CodeableConcept"}
 	}
 	return nil
+}
+
+func decodeJSON(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 func decodeForFuzz(tb testing.TB) map[string]any {
