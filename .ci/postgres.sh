@@ -67,8 +67,39 @@ as_owner() {
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# pid_alive: the process exists and is not a zombie (a killed postmaster
+# whose parent has not reaped it yet must count as dead).
+pid_alive() {
+	[ -n "${1:-}" ] && [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+postmaster_pid() { head -n1 "$DATA/postmaster.pid" 2>/dev/null || true; }
+
+conf_port() { sed -n 's/^port *= *\([0-9]*\).*/\1/p' "$DATA/kiln.conf" 2>/dev/null | tail -n1; }
+
+# running: our postmaster is alive and answers on its port.
 running() {
-	[ -f "$DATA/postmaster.pid" ] && as_owner "$BIN/pg_ctl" status -D "$DATA" >/dev/null 2>&1
+	local port
+	pid_alive "$(postmaster_pid)" || return 1
+	port="$(conf_port)"
+	[ -n "$port" ] && "$BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -t 10
+}
+
+# clear_stale removes what a killed cluster left behind, so pg_ctl can
+# start it again (crash recovery then replays the WAL).
+clear_stale() {
+	local pid
+	pid="$(postmaster_pid)"
+	[ -n "$pid" ] || return 0
+	if pid_alive "$pid"; then
+		say "postmaster $pid does not answer: stopping it"
+		as_owner "$BIN/pg_ctl" stop -D "$DATA" -m immediate -w -t 20 >/dev/null 2>&1 || kill -9 "$pid" 2>/dev/null || true
+		for _ in $(seq 1 50); do pid_alive "$pid" || break; sleep 0.2; done
+	fi
+	pid_alive "$pid" && die "postmaster $pid of $DATA will not stop"
+	# A killed postmaster that is still a zombie would make the new one
+	# think its socket lock files are in use.
+	rm -f "$DATA/postmaster.pid" "$DIR"/.s.PGSQL.*
 }
 
 psql_admin() {
@@ -97,10 +128,10 @@ start() {
 	[ "$(id -u)" = 0 ] && chown postgres: "$DIR"
 
 	if running; then
-		PORT="$(sed -n 's/^port *= *\([0-9]*\).*/\1/p' "$DATA/postgresql.auto.conf" "$DATA/kiln.conf" 2>/dev/null | tail -n1)"
-		PORT="${PORT:-${KILN_PG_PORT:-55432}}"
+		PORT="$(conf_port)"
 		say "cluster already running in $DATA on port $PORT"
 	else
+		clear_stale
 		if [ ! -f "$DATA/PG_VERSION" ]; then
 			rm -rf "$DATA"
 			say "initdb in $DATA"
@@ -135,9 +166,13 @@ CONF
 
 stop() {
 	BIN="$(find_bin)" || { say "PostgreSQL is not installed: nothing to stop"; rm -rf "$DIR"; return 0; }
-	if running; then
-		as_owner "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 60 >/dev/null
-		say "stopped the cluster in $DATA"
+	if pid_alive "$(postmaster_pid)"; then
+		if as_owner "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 60 >/dev/null 2>&1; then
+			say "stopped the cluster in $DATA"
+		else
+			clear_stale
+			say "killed the cluster in $DATA"
+		fi
 	else
 		say "no cluster running in $DATA"
 	fi
