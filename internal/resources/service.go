@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
-	"sort"
 	"time"
 
 	"github.com/kilnhealth/kiln/internal/accounts"
@@ -170,41 +169,45 @@ func stamp(res map[string]any, id string, version int64, at time.Time) ([]byte, 
 func Marshal(res map[string]any) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(1024)
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
 	buf.WriteByte('{')
-	first := true
-	write := func(k string, v any) error {
-		if !first {
-			buf.WriteByte(',')
-		}
-		first = false
-		kb, _ := json.Marshal(k)
-		buf.Write(kb)
-		buf.WriteByte(':')
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			return err
-		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-		return nil
-	}
-	keys := make([]string, 0, len(res))
-	for k := range res {
-		switch k {
-		case "resourceType", "id", "meta":
-		default:
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range append([]string{"resourceType", "id", "meta"}, keys...) {
+	n := 0
+	for _, k := range [...]string{"resourceType", "id", "meta"} {
 		v, ok := res[k]
 		if !ok {
 			continue
 		}
-		if err := write(k, v); err != nil {
+		if n > 0 {
+			buf.WriteByte(',')
+		}
+		n++
+		buf.WriteString(`"` + k + `":`)
+		if err := enc.Encode(v); err != nil {
+			return nil, fmt.Errorf("resources: render %s: %w", k, err)
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+	}
+	rest := make(map[string]any, len(res))
+	for k, v := range res {
+		switch k {
+		case "resourceType", "id", "meta":
+		default:
+			rest[k] = v
+		}
+	}
+	if len(rest) > 0 {
+		mark := buf.Len()
+		if err := enc.Encode(rest); err != nil { // map keys are sorted
 			return nil, fmt.Errorf("resources: render: %w", err)
 		}
+		body := buf.Bytes()[mark+1 : buf.Len()-2] // strip '{', '}' and the newline
+		tail := append([]byte(nil), body...)
+		buf.Truncate(mark)
+		if n > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(tail)
 	}
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
