@@ -178,3 +178,5 @@ func allHistory(t *testing.T, in *servertest.Instance, target string) []entry {
 	}
 	return out
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
