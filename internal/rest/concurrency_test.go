@@ -50,7 +50,11 @@ func TestConcurrentWritesFollowETagRules(t *testing.T) {
 		fails     []string
 	)
 	record := func(a ack) { mu.Lock(); acks = append(acks, a); mu.Unlock() }
-	fail := func(format string, args ...any) { mu.Lock(); fails = append(fails, fmt.Sprintf(format, args...)); mu.Unlock() }
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		fails = append(fails, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
 	do := func(method, target string, body any, hdr ...string) *servertest.Response {
 		r, err := in.Try(method, target, body, hdr...)
 		if err != nil {
