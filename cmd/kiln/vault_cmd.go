@@ -20,6 +20,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
@@ -499,8 +500,8 @@ func keyCmdErr(err error) error {
 		var e struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
-		if re.RawResponse != nil && re.RawResponse.Body != nil {
-			if b, rerr := io.ReadAll(re.RawResponse.Body); rerr == nil && json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
+		if re.RawResponse != nil {
+			if b, rerr := runtime.Payload(re.RawResponse); rerr == nil && json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
 				return fmt.Errorf("%d %s: %s", re.StatusCode, re.ErrorCode, e.Error.Message)
 			}
 		}

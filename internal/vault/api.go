@@ -949,7 +949,7 @@ func (v *Vault) routeAdmin(r *http.Request, c *call, segs []string) (int, any, *
 	n := len(segs)
 	switch {
 	case segs[0] == "principals" && n == 3 && segs[2] == "tokens" && r.Method == http.MethodPost:
-		tok, err := v.IssueToken(r.Context(), segs[1])
+		tok, err := v.issueToken(r.Context(), segs[1])
 		if errors.Is(err, ErrInvalidPrincipal) {
 			return 0, nil, errBadParameter("Principal names are 1 to 64 letters, digits, '.', '_' or '-'.")
 		}
@@ -961,7 +961,7 @@ func (v *Vault) routeAdmin(r *http.Request, c *call, segs []string) (int, any, *
 		if segs[1] == AdminPrincipal {
 			return 0, nil, errBadParameter("The admin principal's tokens cannot be revoked over the API.")
 		}
-		cnt, err := v.RevokeTokens(r.Context(), segs[1])
+		cnt, err := v.revokeTokens(r.Context(), segs[1])
 		if err != nil {
 			return 0, nil, asAPIError(err)
 		}
@@ -980,12 +980,12 @@ func (v *Vault) routeAdmin(r *http.Request, c *call, segs []string) (int, any, *
 		if err != nil {
 			return 0, nil, asAPIError(err)
 		}
-		if err := v.SetPolicy(r.Context(), segs[1], perms); err != nil {
+		if err := v.setPolicy(r.Context(), segs[1], perms); err != nil {
 			return 0, nil, asAPIError(err)
 		}
 		return http.StatusOK, Policy{Principal: segs[1], Permissions: perms}, nil
 	case segs[0] == "policies" && n == 2 && r.Method == http.MethodDelete:
-		if _, err := v.RemovePolicy(r.Context(), segs[1]); err != nil {
+		if _, err := v.removePolicy(r.Context(), segs[1]); err != nil {
 			return 0, nil, asAPIError(err)
 		}
 		return http.StatusNoContent, nil, nil

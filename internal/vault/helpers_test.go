@@ -95,7 +95,9 @@ func startVault(t testing.TB, dir string, mod func(*vault.Config)) *testVault {
 		t.Fatal(err)
 	}
 	tv.admin = strings.TrimSpace(string(tok))
-	if cfg.CertFile == "" {
+	if cfg.CertFile != "" {
+		tv.client = newClient(nil)
+	} else {
 		pem, err := os.ReadFile(v.CAFile())
 		if err != nil {
 			t.Fatal(err)
@@ -104,8 +106,8 @@ func startVault(t testing.TB, dir string, mod func(*vault.Config)) *testVault {
 		if !tv.pool.AppendCertsFromPEM(pem) {
 			t.Fatal("CA file holds no certificate")
 		}
+		tv.client = newClient(tv.pool)
 	}
-	tv.client = newClient(tv.pool)
 	t.Cleanup(tv.stop)
 	return tv
 }

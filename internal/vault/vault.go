@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -134,6 +135,14 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 		retention: cfg.RetentionDays, addr: cfg.Addr, certFile: cfg.CertFile, keyFile: cfg.KeyFile,
 		cache: map[string]any{}, url: strings.TrimRight(cfg.URL, "/"),
 	}
+	st, existed, err := loadState(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, masterKeyName)); existed && errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("vault: %s exists but the master key file %s is missing; without it no key can be opened (restore it from backup)",
+			filepath.Join(cfg.DataDir, stateFileName), filepath.Join(cfg.DataDir, masterKeyName))
+	}
 	master, created, err := loadOrCreateMasterKey(cfg.DataDir, cfg.Rand)
 	if err != nil {
 		return nil, err
@@ -142,10 +151,6 @@ func Open(ctx context.Context, cfg Config) (*Vault, error) {
 		v.log.Info("vault: created master key", "path", filepath.Join(cfg.DataDir, masterKeyName))
 	}
 	if v.sealer, err = newSealer(master, cfg.Rand); err != nil {
-		return nil, err
-	}
-	st, _, err := loadState(cfg.DataDir)
-	if err != nil {
 		return nil, err
 	}
 	if err := v.checkSealed(st); err != nil {
@@ -415,6 +420,12 @@ var ErrInvalidPrincipal = errors.New("vault: invalid principal name")
 // its hash is stored; the token cannot be shown again. Earlier tokens of the
 // principal stay valid. It grants no permissions by itself.
 func (v *Vault) IssueToken(ctx context.Context, principal string) (string, error) {
+	tok, err := v.issueToken(ctx, principal)
+	v.auditLocal("token.create", principal, err)
+	return tok, err
+}
+
+func (v *Vault) issueToken(ctx context.Context, principal string) (string, error) {
 	if !principalRE.MatchString(principal) {
 		return "", fmt.Errorf("%w: %q", ErrInvalidPrincipal, principal)
 	}
@@ -436,6 +447,12 @@ func (v *Vault) IssueToken(ctx context.Context, principal string) (string, error
 
 // RevokeTokens invalidates every token of principal and reports how many.
 func (v *Vault) RevokeTokens(ctx context.Context, principal string) (int, error) {
+	n, err := v.revokeTokens(ctx, principal)
+	v.auditLocal("token.revoke", principal, err)
+	return n, err
+}
+
+func (v *Vault) revokeTokens(ctx context.Context, principal string) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -455,6 +472,12 @@ func (v *Vault) RevokeTokens(ctx context.Context, principal string) (int, error)
 // SetPolicy grants principal exactly perms (see AllPermissions), replacing
 // any earlier policy. An empty list leaves a policy that grants nothing.
 func (v *Vault) SetPolicy(ctx context.Context, principal string, perms []string) error {
+	err := v.setPolicy(ctx, principal, perms)
+	v.auditLocal("policy.set", principal, err)
+	return err
+}
+
+func (v *Vault) setPolicy(ctx context.Context, principal string, perms []string) error {
 	if !principalRE.MatchString(principal) {
 		return fmt.Errorf("%w: %q", ErrInvalidPrincipal, principal)
 	}
@@ -470,6 +493,12 @@ func (v *Vault) SetPolicy(ctx context.Context, principal string, perms []string)
 
 // RemovePolicy removes principal's policy; it reports whether one existed.
 func (v *Vault) RemovePolicy(ctx context.Context, principal string) (bool, error) {
+	existed, err := v.removePolicy(ctx, principal)
+	v.auditLocal("policy.remove", principal, err)
+	return existed, err
+}
+
+func (v *Vault) removePolicy(ctx context.Context, principal string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -550,4 +579,45 @@ func (v *Vault) dropCache(name string) {
 			delete(v.cache, k)
 		}
 	}
+}
+
+// LocalPrincipal names the embedding process in audit records of calls made
+// through the Go API (IssueToken, SetPolicy, ...) rather than over HTTPS.
+const LocalPrincipal = "(local)"
+
+func (v *Vault) auditLocal(op, principal string, err error) {
+	rec := AuditRecord{Time: v.now().UTC(), Principal: LocalPrincipal, Operation: op, Key: principal, Result: "ok", Status: http.StatusOK}
+	if err != nil {
+		rec.Result, rec.Status = "error", http.StatusBadRequest
+	}
+	if aerr := v.audit.append(rec); aerr != nil {
+		v.log.Error("vault: audit append failed", "err", aerr)
+	}
+}
+
+// EnsureTokenFile returns a token for principal kept in the file at path:
+// the file's token when it still authenticates as principal, otherwise a
+// newly issued token written to path (mode 0600, atomically). kiln serve uses
+// it to provision principal "kiln" once, on first start. It grants no
+// permissions.
+func (v *Vault) EnsureTokenFile(ctx context.Context, principal, path string) (token string, created bool, err error) {
+	if b, rerr := os.ReadFile(path); rerr == nil {
+		tok := strings.TrimSpace(string(b))
+		v.mu.RLock()
+		rec, ok := v.st.Tokens[tokenHash(tok)]
+		v.mu.RUnlock()
+		if ok && rec.Principal == principal {
+			return tok, false, nil
+		}
+	} else if !errors.Is(rerr, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("vault: read token file: %w", rerr)
+	}
+	tok, err := v.IssueToken(ctx, principal)
+	if err != nil {
+		return "", false, err
+	}
+	if err := writeFileAtomic(filepath.Dir(path), filepath.Base(path), []byte(tok+"\n"), 0o600); err != nil {
+		return "", false, err
+	}
+	return tok, true, nil
 }

@@ -463,3 +463,73 @@ func TestRegistry(t *testing.T) {
 		t.Fatalf("lookup local = %v", got)
 	}
 }
+
+// TestRotationUnderLoad: wraps and unwraps through a versionless URI keep
+// succeeding while the key is rotated (rotation never fails a request).
+func TestRotationUnderLoad(t *testing.T) {
+	e := startVault(t)
+	ctx := context.Background()
+	e.create(t, "cmk", azkeys.KeyTypeOct)
+	k := open(t, e.provider(t, "kiln", kiln), e.url+"/keys/cmk")
+	stop := make(chan struct{})
+	type result struct {
+		ops, errs int
+		versions  map[string]bool
+		first     error
+	}
+	results := make(chan result, 4)
+	for range 4 {
+		go func() {
+			r := result{versions: map[string]bool{}}
+			secret := make([]byte, 32)
+			for {
+				select {
+				case <-stop:
+					results <- r
+					return
+				default:
+				}
+				rand.Read(secret)
+				w, err := k.Wrap(ctx, secret)
+				if err == nil {
+					var got []byte
+					got, err = k.Unwrap(ctx, w)
+					if err == nil && !bytes.Equal(got, secret) {
+						err = errors.New("round trip mismatch")
+					}
+					r.versions[w.Version] = true
+				}
+				r.ops++
+				if err != nil {
+					r.errs++
+					if r.first == nil {
+						r.first = err
+					}
+				}
+			}
+		}()
+	}
+	versions := 1
+	for range 3 {
+		time.Sleep(100 * time.Millisecond)
+		e.rotate(t, "cmk")
+		versions++
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	ops, seen := 0, map[string]bool{}
+	for range 4 {
+		r := <-results
+		ops += r.ops
+		if r.errs > 0 {
+			t.Fatalf("%d of %d operations failed during rotation; first: %v", r.errs, r.ops, r.first)
+		}
+		for v := range r.versions {
+			seen[v] = true
+		}
+	}
+	if ops < 20 || len(seen) < 2 {
+		t.Fatalf("%d operations over %d versions (of %d); load too small to mean anything", ops, len(seen), versions)
+	}
+	t.Logf("%d wrap+unwrap round trips across %d versions, 0 errors", ops, len(seen))
+}
