@@ -9,6 +9,8 @@ import (
 
 type evalCtx struct {
 	model    Model
+	steps    int // work done so far, bounded by limit
+	limit    int
 	resource []Node // %resource and %rootResource
 	context  []Node // %context
 }
@@ -37,7 +39,7 @@ func ResourceNode(resource map[string]any) Node {
 // returned slice is new; the values in it share memory with resource.
 func (e *Expr) Evaluate(resource map[string]any, env Env) ([]Node, error) {
 	rn := []Node{ResourceNode(resource)}
-	c := &evalCtx{model: env.Model, resource: rn, context: rn}
+	c := &evalCtx{model: env.Model, resource: rn, context: rn, limit: env.limit()}
 	r, err := e.root.eval(c, rn)
 	return own(r), err
 }
@@ -47,7 +49,7 @@ func (e *Expr) Evaluate(resource map[string]any, env Env) ([]Node, error) {
 // parameters, whose expressions are relative to each node selected by the
 // composite's own expression.
 func (e *Expr) EvaluateAt(resource map[string]any, context Node, env Env) ([]Node, error) {
-	c := &evalCtx{model: env.Model, resource: []Node{ResourceNode(resource)}, context: []Node{context}}
+	c := &evalCtx{model: env.Model, resource: []Node{ResourceNode(resource)}, context: []Node{context}, limit: env.limit()}
 	r, err := e.root.eval(c, c.context)
 	return own(r), err
 }
@@ -118,10 +120,23 @@ func (m *memberInv) apply(c *evalCtx, in, _ []Node) ([]Node, error) {
 		}
 		return out, nil
 	}
+	if err := c.spend(len(in)); err != nil {
+		return nil, err
+	}
 	for _, n := range in {
 		out = c.children(n, m.name, out)
 	}
 	return out, nil
+}
+
+// spend charges n units of work and fails once the budget is exhausted, so
+// that nested iteration over a hostile expression cannot run for ever.
+func (c *evalCtx) spend(n int) error {
+	c.steps += n
+	if c.steps > c.limit {
+		return &EvalError{Msg: "evaluation exceeded its work budget of " + strconv.Itoa(c.limit) + " steps"}
+	}
+	return nil
 }
 
 // children appends the values of element name of n to out.
@@ -311,6 +326,9 @@ func (f *funcInv) apply(c *evalCtx, in, this []Node) ([]Node, error) {
 				return boolNode(true), nil
 			}
 			return nil, nil
+		}
+		if err := c.spend(len(in)); err != nil {
+			return nil, err
 		}
 		var out []Node
 		one := make([]Node, 1)

@@ -291,3 +291,21 @@ func TestEvalErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkBudget(t *testing.T) {
+	res := decode(t, obs)
+	// Each level iterates over the three components: about 3^13 steps.
+	expr := "%resource.component.where(" + strings.Repeat("%resource.component.select(", 12) + "code" + strings.Repeat(")", 12) + ".exists())"
+	e := fhirpath.MustCompile(expr)
+	_, err := e.Evaluate(res, fhirpath.Env{MaxSteps: 100000})
+	var ee *fhirpath.EvalError
+	if !errors.As(err, &ee) || !strings.Contains(err.Error(), "budget") {
+		t.Fatalf("got %v, want a budget error", err)
+	}
+	if _, err := fhirpath.MustCompile("Observation.component.code").Evaluate(res, fhirpath.Env{MaxSteps: 2}); err == nil {
+		t.Fatal("MaxSteps 2 not enforced")
+	}
+	if _, err := fhirpath.MustCompile("Observation.component.code").Evaluate(res, fhirpath.Env{MaxSteps: 10}); err != nil {
+		t.Fatal(err)
+	}
+}

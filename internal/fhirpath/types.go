@@ -26,6 +26,22 @@ type Model interface {
 type Env struct {
 	// Model supplies element types; nil means infer types from JSON.
 	Model Model
+	// MaxSteps bounds the work of one evaluation (items visited by member
+	// navigation and by iterating functions such as where). Zero means
+	// DefaultMaxSteps. Exceeding it gives an *EvalError.
+	MaxSteps int
+}
+
+// DefaultMaxSteps is the work budget of an evaluation when Env.MaxSteps is
+// zero: far above what any search parameter needs on a real resource, far
+// below what would stall a server.
+const DefaultMaxSteps = 1 << 20
+
+func (e Env) limit() int {
+	if e.MaxSteps > 0 {
+		return e.MaxSteps
+	}
+	return DefaultMaxSteps
 }
 
 // Node is one item of a result collection.
