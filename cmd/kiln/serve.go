@@ -24,6 +24,7 @@ type serveFlags struct {
 	publicURL        string
 	logLevel         string
 	synchronous      string
+	akv              server.AKVOptions
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -39,6 +40,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.publicURL, "public-url", "", "external origin used in links, e.g. https://fhir.example.com (default: from each request)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.synchronous, "sqlite-synchronous", "FULL", "SQLite durability: FULL (survives power loss) or NORMAL (survives a process crash)")
+	fs.StringVar(&f.akv.Auth, "akv-auth", "token", "credential for Azure Key Vault–protocol keys: token (built-in vault), managed-identity, client-secret, workload-identity or azure-cli")
+	fs.StringVar(&f.akv.TokenFile, "akv-token-file", "", "bearer token file for --akv-auth=token (default: Kiln's own token at the embedded vault, {data}/vault-token)")
+	fs.StringVar(&f.akv.CAFile, "akv-ca", "", "extra PEM CA to trust for key vault TLS, e.g. a stand-alone kiln vault's ca.pem")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,7 +57,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	srv, err := server.New(ctx, server.Options{
 		DataDir: f.data, Store: f.store, KeyCheckInterval: f.keyCheckInterval, UnreachableGrace: f.unreachableGrace,
-		VaultAddr: f.vaultAddr, PublicURL: f.publicURL, SQLiteSync: f.synchronous, Version: version, Logger: log,
+		VaultAddr: f.vaultAddr, PublicURL: f.publicURL, SQLiteSync: f.synchronous, AKV: f.akv, Version: version, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -53,6 +53,7 @@ type Options struct {
 	VaultAddr        string // embedded vault listen address; "off" disables; "" means 127.0.0.1:8443
 	PublicURL        string
 	SQLiteSync       string // FULL (default) or NORMAL
+	AKV              AKVOptions
 	Version          string
 	Logger           *slog.Logger
 }
