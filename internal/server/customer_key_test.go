@@ -179,7 +179,9 @@ func versionOf(m map[string]any) string {
 	return kid[strings.LastIndex(kid, "/")+1:]
 }
 
-func (v *vaultAdmin) rotate(name string) string { return versionOf(v.call("POST", "/keys/"+name+"/rotate", nil)) }
+func (v *vaultAdmin) rotate(name string) string {
+	return versionOf(v.call("POST", "/keys/"+name+"/rotate", nil))
+}
 
 func (v *vaultAdmin) setEnabled(name, version string, on bool) {
 	v.call("PATCH", "/keys/"+name+"/"+version, map[string]any{"attributes": map[string]any{"enabled": on}})
