@@ -133,3 +133,31 @@ func runGoroutines(b *testing.B, g int, fn func()) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkAccountNotify measures how long an account change committed on
+// one handle takes to reach a subscriber on another (UpdateAccount through
+// receipt), the path that carries key-status changes between nodes.
+func BenchmarkAccountNotify(b *testing.B) {
+	u := freshSchema(b)
+	h1, h2 := open(b, u), open(b, u)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := h2.SubscribeAccounts(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := mustAccount(b, h1, "notify")
+	<-ch // the creation
+	b.ResetTimer()
+	for range b.N {
+		a, err = h1.UpdateAccount(ctx, "notify", []byte("ring"), a.Rev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			b.Fatal("notification lost")
+		}
+	}
+}
