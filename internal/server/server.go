@@ -23,6 +23,7 @@ import (
 
 	"github.com/kilnhealth/kiln/internal/accounts"
 	"github.com/kilnhealth/kiln/internal/auditevent"
+	"github.com/kilnhealth/kiln/internal/bundle"
 	"github.com/kilnhealth/kiln/internal/fhir"
 	"github.com/kilnhealth/kiln/internal/keys"
 	"github.com/kilnhealth/kiln/internal/manage"
@@ -54,6 +55,10 @@ type Options struct {
 	PublicURL        string
 	SQLiteSync       string // FULL (default) or NORMAL
 	AKV              AKVOptions
+	// MaxBundleEntries and MaxBundleBytes bound batch/transaction Bundles
+	// (0: bundle.DefaultMaxEntries, bundle.DefaultMaxBodyBytes).
+	MaxBundleEntries int
+	MaxBundleBytes   int64
 	Version          string
 	Logger           *slog.Logger
 }
@@ -165,7 +170,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	go reg.RunMonitor(bg, o.KeyCheckInterval)
 
-	fhirAPI := rest.New(rest.Config{Resources: s.Resources, Model: s.Model, Logger: log, PublicURL: o.PublicURL, Version: o.Version})
+	var fhirAPI *rest.API
+	bundles, err := bundle.New(bundle.Config{
+		Resources: s.Resources, Locker: st, PublicURL: o.PublicURL, Logger: log,
+		MaxEntries: o.MaxBundleEntries, MaxBodyBytes: o.MaxBundleBytes,
+		// GET entries are answered by the FHIR API itself.
+		Reads: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fhirAPI.ServeHTTP(w, r) }),
+	})
+	if err != nil {
+		return nil, err
+	}
+	fhirAPI = rest.New(rest.Config{Resources: s.Resources, Model: s.Model, Logger: log, PublicURL: o.PublicURL, Version: o.Version, Bundles: bundles})
 	mgmt := manage.New(manage.Config{Accounts: reg, Audit: s.audit, Store: st, Logger: log, PublicURL: o.PublicURL, Metrics: m.Handler()})
 	mux := http.NewServeMux()
 	mux.Handle(rest.Prefix, m.Middleware("fhir", fhirAPI))
