@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -83,7 +84,7 @@ func validateWrites(writes []store.Write) error {
 
 // validText reports whether s can be stored in a text column.
 func validText(s string) bool {
-	return !strings.ContainsRune(s, 0) && strings.ToValidUTF8(s, "\uFFFD") == s
+	return !strings.ContainsRune(s, 0) && utf8.ValidString(s)
 }
 
 type pointer struct {
