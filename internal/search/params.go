@@ -1,0 +1,167 @@
+package search
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/kilnhealth/kiln/internal/fhirpath"
+	"github.com/kilnhealth/kiln/internal/searchparam"
+)
+
+// param is a compiled search parameter.
+type param struct {
+	*searchparam.Param
+	expr  *fhirpath.Expr
+	comps []component // composite only
+}
+
+type component struct {
+	typ  string
+	expr *fhirpath.Expr
+}
+
+// sortable reports whether the parameter gets a sealed sort value.
+func (p *param) sortable() bool {
+	switch p.Type {
+	case searchparam.String, searchparam.Token, searchparam.Date, searchparam.Number,
+		searchparam.Quantity, searchparam.Reference, searchparam.URI:
+		return p.expr != nil
+	}
+	return false
+}
+
+// params is the compiled registry: every parameter whose expression
+// compiles, per resource type. It is immutable after newParams.
+type params struct {
+	reg    *searchparam.Registry
+	env    fhirpath.Env
+	byType map[string]map[string]*param
+	lists  map[string][]*param // sorted by code, indexable only
+	broken []string            // parameters whose expression does not compile
+}
+
+func newParams(reg *searchparam.Registry, env fhirpath.Env) *params {
+	ps := &params{reg: reg, env: env, byType: map[string]map[string]*param{}, lists: map[string][]*param{}}
+	compiled := map[string]*param{}
+	get := func(sp *searchparam.Param) *param {
+		if p, ok := compiled[sp.URL]; ok {
+			return p
+		}
+		p := &param{Param: sp}
+		compiled[sp.URL] = p
+		if sp.Expression == "" {
+			return p
+		}
+		e, err := fhirpath.Compile(sp.Expression)
+		if err != nil {
+			ps.broken = append(ps.broken, fmt.Sprintf("%s: %v", sp.URL, err))
+			return p
+		}
+		if sp.Type == searchparam.Composite {
+			for _, c := range sp.Components {
+				def, ok := reg.ByURL(c.Definition)
+				ce, err := fhirpath.Compile(c.Expression)
+				if !ok || err != nil {
+					ps.broken = append(ps.broken, fmt.Sprintf("%s: component %s", sp.URL, c.Definition))
+					return p
+				}
+				p.comps = append(p.comps, component{typ: string(def.Type), expr: ce})
+			}
+		}
+		p.expr = e
+		return p
+	}
+	for _, t := range reg.ResourceTypes() {
+		m := map[string]*param{}
+		var l []*param
+		for _, sp := range reg.ForType(t) {
+			p := get(sp)
+			m[sp.Code] = p
+			if p.expr != nil && p.Type != searchparam.Special {
+				l = append(l, p)
+			}
+		}
+		sort.Slice(l, func(i, j int) bool { return l[i].Code < l[j].Code })
+		ps.byType[t] = m
+		ps.lists[t] = l
+	}
+	return ps
+}
+
+func (ps *params) lookup(typ, code string) (*param, bool) {
+	p, ok := ps.byType[typ][code]
+	return p, ok
+}
+
+// extract evaluates p on res. Evaluation errors (an expression the data
+// makes invalid, such as "as" over several items) yield no values.
+func (ps *params) extract(p *param, res map[string]any) values {
+	var v values
+	if p.expr == nil {
+		return v
+	}
+	nodes, err := p.expr.Evaluate(res, ps.env)
+	if err != nil {
+		return v
+	}
+	typ := string(p.Type)
+	for _, n := range nodes {
+		v.collect(typ, n)
+	}
+	return v
+}
+
+// extractComposite returns, per node of the composite's expression, the
+// values of each component.
+func (ps *params) extractComposite(p *param, res map[string]any) [][]values {
+	if p.expr == nil || len(p.comps) == 0 {
+		return nil
+	}
+	nodes, err := p.expr.Evaluate(res, ps.env)
+	if err != nil {
+		return nil
+	}
+	var out [][]values
+	for _, n := range nodes {
+		row := make([]values, len(p.comps))
+		ok := true
+		for i, c := range p.comps {
+			cn, err := c.expr.EvaluateAt(res, n, ps.env)
+			if err != nil {
+				ok = false
+				break
+			}
+			for _, x := range cn {
+				row[i].collect(c.typ, x)
+			}
+			if row[i].empty() {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, row)
+		}
+	}
+	return out
+}
+
+// targets returns the resource types a reference parameter may point to.
+func (p *param) targets() []string {
+	return p.Target
+}
+
+func hasTarget(p *param, typ string) bool {
+	if len(p.Target) == 0 {
+		return true
+	}
+	for _, t := range p.Target {
+		if t == typ || t == "Resource" {
+			return true
+		}
+	}
+	return false
+}
+
+func joinTypes(ts []string) string { return strings.Join(ts, ",") }
