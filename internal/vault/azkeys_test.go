@@ -244,6 +244,30 @@ func TestAzkeysListPaging(t *testing.T) {
 	if !slices.Equal(got, want) || pages != 2 {
 		t.Fatalf("got %d keys in %d pages: %v", len(got), pages, got)
 	}
+	// Versions page too, in creation order.
+	wantVers := []string{}
+	for range 27 {
+		r, err := c.RotateKey(ctx, "k00", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantVers = append(wantVers, r.Key.KID.Version())
+	}
+	var vers []string
+	pages = 0
+	for pg := c.NewListKeyPropertiesVersionsPager("k00", nil); pg.More(); {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, it := range page.Value {
+			vers = append(vers, it.KID.Version())
+		}
+	}
+	if len(vers) != 28 || !slices.Equal(vers[1:], wantVers) || pages != 2 {
+		t.Fatalf("got %d versions in %d pages", len(vers), pages)
+	}
 }
 
 // TestAzkeysPermissions: a principal without a policy authenticates but can
