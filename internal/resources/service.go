@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/kilnhealth/kiln/internal/accounts"
@@ -44,7 +46,28 @@ type Config struct {
 // Service reads and writes resources. Safe for concurrent use.
 type Service struct {
 	cfg Config
+	// stripes serialise read-modify-write cycles (update, delete) on the
+	// same resource within this process, so concurrent writers queue
+	// instead of losing compare-and-swap races; writers on other nodes
+	// still meet at the store's precondition and are retried.
+	stripes [1024]sync.Mutex
 }
+
+// lockResource takes the stripe of one resource.
+func (s *Service) lockResource(account, typ, id string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(account))
+	h.Write([]byte{0})
+	h.Write([]byte(typ))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	m := &s.stripes[h.Sum32()%uint32(len(s.stripes))]
+	m.Lock()
+	return m.Unlock
+}
+
+// maxAttempts bounds retries of a write that lost a race with another node.
+const maxAttempts = 20
 
 // New builds a Service.
 func New(cfg Config) (*Service, error) {
@@ -365,7 +388,8 @@ func (s *Service) Update(ctx context.Context, account, typ, id string, body []by
 	if rid != id {
 		return Resource{}, 0, invalid(400, "invalid", typ+".id", "the resource id %q does not match the URL id %q", rid, id)
 	}
-	for attempt := 0; ; attempt++ {
+	defer s.lockResource(account, typ, id)()
+	for attempt := 1; ; attempt++ {
 		cur, err := s.current(ctx, keys, account, typ, id)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return Resource{}, 0, err
@@ -382,12 +406,18 @@ func (s *Service) Update(ctx context.Context, account, typ, id string, body []by
 			if ifMatch != NoVersion {
 				return Resource{}, 0, &PreconditionError{Want: ifMatch, Msg: "the resource changed concurrently"}
 			}
-			if attempt < 5 {
+			if attempt < maxAttempts {
+				backoff(attempt)
 				continue
 			}
 		}
 		return r, p.Outcome, err
 	}
+}
+
+// backoff sleeps a little longer after each lost race (up to ~10ms).
+func backoff(attempt int) {
+	time.Sleep(time.Duration(min(attempt, 20)) * 500 * time.Microsecond)
 }
 
 func cloneMap(m map[string]any) map[string]any {
@@ -514,7 +544,8 @@ func (s *Service) Delete(ctx context.Context, account, typ, id string, ifMatch i
 	if err := s.CheckType(typ); err != nil {
 		return Resource{}, 0, err
 	}
-	for attempt := 0; ; attempt++ {
+	defer s.lockResource(account, typ, id)()
+	for attempt := 1; ; attempt++ {
 		cur, err := s.current(ctx, keys, account, typ, id)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return Resource{}, 0, err
@@ -524,7 +555,11 @@ func (s *Service) Delete(ctx context.Context, account, typ, id string, ifMatch i
 			return p.Resource, p.Outcome, err
 		}
 		r, err := s.commitOne(ctx, account, p)
-		if errors.Is(err, ErrConflict) && ifMatch == NoVersion && attempt < 5 {
+		if errors.Is(err, ErrConflict) && ifMatch != NoVersion {
+			return Resource{}, 0, &PreconditionError{Want: ifMatch, Msg: "the resource changed concurrently"}
+		}
+		if errors.Is(err, ErrConflict) && attempt < maxAttempts {
+			backoff(attempt)
 			continue
 		}
 		return r, p.Outcome, err
