@@ -9,31 +9,31 @@ import (
 )
 
 // primitive validates a JSON value against a FHIR primitive type.
-func (v *validator) primitive(td *typeDef, val any, at *seg) {
+func (v *validator) primitive(td *typeDef, val any) {
 	switch td.prim {
 	case pBoolean:
 		if _, ok := val.(bool); !ok {
-			v.add(CodeStructure, at, "expected a JSON boolean for boolean, found %s", jsonKind(val))
+			v.add(CodeStructure, "expected a JSON boolean for boolean, found %s", jsonKind(val))
 		}
 		return
 	case pInteger, pPositiveInt, pUnsignedInt, pDecimal:
 		text, ok := numberText(val)
 		if !ok {
-			v.add(CodeStructure, at, "expected a JSON number for %s, found %s", td.name, jsonKind(val))
+			v.add(CodeStructure, "expected a JSON number for %s, found %s", td.name, jsonKind(val))
 			return
 		}
 		if msg := checkNumber(td.prim, text); msg != "" {
-			v.add(CodeValue, at, "invalid %s %s: %s", td.name, text, msg)
+			v.add(CodeValue, "invalid %s %s: %s", td.name, text, msg)
 		}
 		return
 	}
 	s, ok := val.(string)
 	if !ok {
-		v.add(CodeStructure, at, "expected a JSON string for %s, found %s", td.name, jsonKind(val))
+		v.add(CodeStructure, "expected a JSON string for %s, found %s", td.name, jsonKind(val))
 		return
 	}
 	if msg := CheckPrimitive(td.name, s); msg != "" {
-		v.add(CodeValue, at, "invalid %s %s: %s", td.name, quoteShort(s), msg)
+		v.add(CodeValue, "invalid %s %s: %s", td.name, quoteShort(s), msg)
 	}
 }
 

@@ -64,8 +64,8 @@ const maxStringLen = 1024 * 1024
 // other element of type Resource. Invariants (constraints written in
 // FHIRPath) are not evaluated.
 func (m *Model) Validate(res map[string]any) []Issue {
-	v := validator{m: m}
-	v.resource(res, nil, false)
+	v := validator{m: m, stack: make([]seg, 0, 16)}
+	v.resource(res, false)
 	if len(v.issues) > 1 {
 		sort.Slice(v.issues, func(i, j int) bool {
 			a, b := &v.issues[i], &v.issues[j]
@@ -81,94 +81,93 @@ func (m *Model) Validate(res map[string]any) []Issue {
 	return v.issues
 }
 
-// seg is one step of a FHIRPath location, linked to its parent. Paths are
-// only rendered to strings when an issue is reported.
+// seg is one step of a FHIRPath location. The validator keeps the current
+// location as a stack of segs and renders it only when it reports an issue.
 type seg struct {
-	parent *seg
 	name   string
 	index  int    // -1 when the element does not repeat
 	ofType string // choice type
 }
 
-func (s *seg) String() string {
-	if s == nil {
-		return ""
-	}
-	var parts []*seg
-	for p := s; p != nil; p = p.parent {
-		parts = append(parts, p)
-	}
+type validator struct {
+	m      *Model
+	issues []Issue
+	stack  []seg
+}
+
+func (v *validator) push(name string, index int, ofType string) {
+	v.stack = append(v.stack, seg{name: name, index: index, ofType: ofType})
+}
+
+func (v *validator) pop() { v.stack = v.stack[:len(v.stack)-1] }
+
+func (v *validator) location() string {
 	var b strings.Builder
-	for i := len(parts) - 1; i >= 0; i-- {
-		p := parts[i]
-		if p.name != "" {
+	for _, s := range v.stack {
+		if s.name != "" {
 			if b.Len() > 0 {
 				b.WriteByte('.')
 			}
-			b.WriteString(p.name)
+			b.WriteString(s.name)
 		}
-		if p.ofType != "" {
+		if s.ofType != "" {
 			b.WriteString(".ofType(")
-			b.WriteString(p.ofType)
+			b.WriteString(s.ofType)
 			b.WriteByte(')')
 		}
-		if p.index >= 0 {
+		if s.index >= 0 {
 			b.WriteByte('[')
-			b.WriteString(strconv.Itoa(p.index))
+			b.WriteString(strconv.Itoa(s.index))
 			b.WriteByte(']')
 		}
 	}
 	return b.String()
 }
 
-type validator struct {
-	m      *Model
-	issues []Issue
+// add reports an issue at the current location.
+func (v *validator) add(code string, format string, args ...any) {
+	v.issues = append(v.issues, Issue{Severity: SeverityError, Code: code, Expression: v.location(), Diagnostics: fmt.Sprintf(format, args...)})
 }
 
-func (v *validator) add(code string, at *seg, format string, args ...any) {
-	v.issues = append(v.issues, Issue{Severity: SeverityError, Code: code, Expression: at.String(), Diagnostics: fmt.Sprintf(format, args...)})
+// addAt reports an issue at child name of the current location.
+func (v *validator) addAt(code, name string, format string, args ...any) {
+	v.push(name, -1, "")
+	v.add(code, format, args...)
+	v.pop()
 }
 
-// resource validates obj as a resource. parent is the containing element
-// (nil at the root); inContained forbids a nested contained list.
-func (v *validator) resource(obj map[string]any, parent *seg, inContained bool) {
+// resource validates obj as a resource at the current location (the
+// containing element), or as the root resource when the stack is empty;
+// inContained forbids a nested contained list.
+func (v *validator) resource(obj map[string]any, inContained bool) {
+	root := len(v.stack) == 0
+	if root {
+		v.push("Resource", -1, "")
+		defer v.pop()
+	}
 	rtv, ok := obj["resourceType"]
 	if !ok {
-		at := parent
-		if at == nil {
-			at = &seg{name: "Resource", index: -1}
-		}
-		v.add(CodeRequired, at, "resourceType is missing")
+		v.add(CodeRequired, "resourceType is missing")
 		return
 	}
 	rt, ok := rtv.(string)
 	if !ok {
-		at := parent
-		if at == nil {
-			at = &seg{name: "Resource", index: -1}
-		}
-		v.add(CodeStructure, &seg{parent: at, name: "resourceType", index: -1}, "resourceType must be a JSON string")
+		v.addAt(CodeStructure, "resourceType", "resourceType must be a JSON string")
 		return
 	}
 	td := v.m.types[rt]
 	if td == nil || td.kind != KindResource || td.abstract {
-		at := parent
-		if at == nil {
-			at = &seg{name: "Resource", index: -1}
-		}
-		v.add(CodeNotSupported, at, "unknown resource type %q", rt)
+		v.add(CodeNotSupported, "unknown resource type %q", rt)
 		return
 	}
-	at := parent
-	if at == nil {
-		at = &seg{name: rt, index: -1}
+	if root {
+		v.stack[0].name = rt
 	}
-	v.object(td.st, obj, at, true, inContained)
+	v.object(td.st, obj, true, inContained)
 }
 
 // object validates the properties of a JSON object against st.
-func (v *validator) object(st *structDef, obj map[string]any, at *seg, isResource, inContained bool) {
+func (v *validator) object(st *structDef, obj map[string]any, isResource, inContained bool) {
 	var chosenBuf [64]*typeRef
 	var chosen []*typeRef
 	if len(st.elems) <= len(chosenBuf) {
@@ -177,7 +176,7 @@ func (v *validator) object(st *structDef, obj map[string]any, at *seg, isResourc
 		chosen = make([]*typeRef, len(st.elems))
 	}
 	if len(obj) == 0 {
-		v.add(CodeStructure, at, "an object must have at least one property")
+		v.add(CodeStructure, "an object must have at least one property")
 	}
 	for key, val := range obj {
 		if isResource && key == "resourceType" {
@@ -190,17 +189,17 @@ func (v *validator) object(st *structDef, obj map[string]any, at *seg, isResourc
 		}
 		p, ok := st.props[name]
 		if !ok || (under && p.ty.td.kind != KindPrimitive) {
-			v.add(CodeStructure, &seg{parent: at, name: key, index: -1}, "unknown element %q in %s", key, st.name)
+			v.addAt(CodeStructure, key, "unknown element %q in %s", key, st.name)
 			continue
 		}
 		el := p.el
 		if c := chosen[el.idx]; c != nil && c != p.ty {
-			v.add(CodeStructure, &seg{parent: at, name: el.name, index: -1}, "choice element %s has more than one type (%s and %s)", el.path, c.code, p.ty.code)
+			v.addAt(CodeStructure, el.name, "choice element %s has more than one type (%s and %s)", el.path, c.code, p.ty.code)
 			continue
 		}
 		chosen[el.idx] = p.ty
 		if inContained && el.name == "contained" && isResource {
-			v.add(CodeStructure, &seg{parent: at, name: "contained", index: -1}, "a contained resource must not contain other resources")
+			v.addAt(CodeStructure, "contained", "a contained resource must not contain other resources")
 			continue
 		}
 		ofType := ""
@@ -208,77 +207,79 @@ func (v *validator) object(st *structDef, obj map[string]any, at *seg, isResourc
 			ofType = p.ty.code
 		}
 		if under {
-			v.primitiveExt(el, ofType, obj, name, val, at)
+			v.primitiveExt(el, ofType, obj, name, val)
 		} else {
-			v.element(el, p.ty, ofType, obj, key, val, at, inContained)
+			v.element(el, p.ty, ofType, obj, key, val, inContained)
 		}
 	}
 	for _, el := range st.required {
 		if chosen[el.idx] == nil {
-			v.add(CodeRequired, &seg{parent: at, name: el.name, index: -1}, "missing required element %s (min %d)", el.path, el.min)
+			v.addAt(CodeRequired, el.name, "missing required element %s (min %d)", el.path, el.min)
 		}
 	}
 }
 
 // element validates the value of one (non-underscore) property.
-func (v *validator) element(el *elemDef, ty *typeRef, ofType string, obj map[string]any, key string, val any, at *seg, inContained bool) {
+func (v *validator) element(el *elemDef, ty *typeRef, ofType string, obj map[string]any, key string, val any, inContained bool) {
 	prim := ty.td.kind == KindPrimitive
 	if el.max == 1 {
-		s := seg{parent: at, name: el.name, index: -1, ofType: ofType}
+		v.push(el.name, -1, ofType)
+		defer v.pop()
 		if _, isArr := val.([]any); isArr {
-			v.add(CodeStructure, &s, "element %s does not repeat; it must not be an array", el.path)
+			v.add(CodeStructure, "element %s does not repeat; it must not be an array", el.path)
 			return
 		}
 		if val == nil {
-			v.add(CodeStructure, &s, "element %s must not be null", el.path)
+			v.add(CodeStructure, "element %s must not be null", el.path)
 			return
 		}
-		v.one(el, ty, val, &s, inContained)
+		v.one(el, ty, val, inContained)
 		return
 	}
 	arr, isArr := val.([]any)
 	if !isArr {
-		v.add(CodeStructure, &seg{parent: at, name: el.name, index: -1}, "element %s repeats; it must be a JSON array", el.path)
+		v.addAt(CodeStructure, el.name, "element %s repeats; it must be a JSON array", el.path)
 		return
 	}
 	if len(arr) == 0 {
-		v.add(CodeStructure, &seg{parent: at, name: el.name, index: -1}, "array %s must not be empty", el.path)
+		v.addAt(CodeStructure, el.name, "array %s must not be empty", el.path)
 		return
 	}
 	if el.max > 0 && len(arr) > el.max {
-		v.add(CodeStructure, &seg{parent: at, name: el.name, index: -1}, "element %s allows at most %d values, found %d", el.path, el.max, len(arr))
+		v.addAt(CodeStructure, el.name, "element %s allows at most %d values, found %d", el.path, el.max, len(arr))
 	}
 	var ext []any
 	if prim {
 		if e, ok := obj["_"+key].([]any); ok {
 			ext = e
 			if len(e) != len(arr) {
-				v.add(CodeStructure, &seg{parent: at, name: el.name, index: -1}, "arrays %s and _%s must have the same length (%d and %d)", key, key, len(arr), len(e))
+				v.addAt(CodeStructure, el.name, "arrays %s and _%s must have the same length (%d and %d)", key, key, len(arr), len(e))
 			}
 		}
 	}
 	for i, item := range arr {
-		s := seg{parent: at, name: el.name, index: i}
+		v.push(el.name, i, "")
 		if item == nil {
-			if prim && i < len(ext) && ext[i] != nil {
-				continue
+			if !prim || i >= len(ext) || ext[i] == nil {
+				v.add(CodeStructure, "null in %s is only allowed where _%s holds a value at the same index", el.path, key)
 			}
-			v.add(CodeStructure, &s, "null in %s is only allowed where _%s holds a value at the same index", el.path, key)
-			continue
+		} else {
+			v.one(el, ty, item, inContained)
 		}
-		v.one(el, ty, item, &s, inContained)
+		v.pop()
 	}
 }
 
-// one validates a single non-null value of element el with type ty.
-func (v *validator) one(el *elemDef, ty *typeRef, val any, at *seg, inContained bool) {
+// one validates a single non-null value of element el with type ty at the
+// current location.
+func (v *validator) one(el *elemDef, ty *typeRef, val any, inContained bool) {
 	td := ty.td
 	if td.kind == KindPrimitive {
-		v.primitive(td, val, at)
+		v.primitive(td, val)
 		if el.codes != nil {
 			if s, ok := val.(string); ok && s != "" {
 				if _, ok := el.codes[s]; !ok {
-					v.add(CodeCodeInvalid, at, "code %s is not in the required value set %s", quoteShort(s), el.valueSet)
+					v.add(CodeCodeInvalid, "code %s is not in the required value set %s", quoteShort(s), el.valueSet)
 				}
 			}
 		}
@@ -286,68 +287,68 @@ func (v *validator) one(el *elemDef, ty *typeRef, val any, at *seg, inContained 
 	}
 	obj, ok := val.(map[string]any)
 	if !ok {
-		v.add(CodeStructure, at, "element %s must be a JSON object (%s), found %s", el.path, ty.code, jsonKind(val))
+		v.add(CodeStructure, "element %s must be a JSON object (%s), found %s", el.path, ty.code, jsonKind(val))
 		return
 	}
 	switch {
 	case td.name == "Resource":
-		v.resource(obj, at, inContained || el.name == "contained")
+		v.resource(obj, inContained || el.name == "contained")
 	case el.child != nil:
-		v.object(el.child, obj, at, false, inContained)
+		v.object(el.child, obj, false, inContained)
 	default:
-		v.object(td.st, obj, at, false, inContained)
+		v.object(td.st, obj, false, inContained)
 		if td.name == "Reference" && ty.targets != nil {
-			v.reference(obj, ty.targets, at)
+			v.reference(obj, ty.targets)
 		}
 	}
 }
 
 // primitiveExt validates a _name property: the id and extensions of a
 // primitive value, or an array of them.
-func (v *validator) primitiveExt(el *elemDef, ofType string, obj map[string]any, name string, val any, at *seg) {
+func (v *validator) primitiveExt(el *elemDef, ofType string, obj map[string]any, name string, val any) {
 	if el.max == 1 {
-		s := seg{parent: at, name: el.name, index: -1, ofType: ofType}
+		v.push(el.name, -1, ofType)
+		defer v.pop()
 		o, ok := val.(map[string]any)
 		if !ok {
-			v.add(CodeStructure, &s, "_%s must be a JSON object holding id and extension", name)
+			v.add(CodeStructure, "_%s must be a JSON object holding id and extension", name)
 			return
 		}
-		v.object(v.m.element, o, &s, false, false)
+		v.object(v.m.element, o, false, false)
 		return
 	}
 	arr, ok := val.([]any)
 	if !ok {
-		v.add(CodeStructure, &seg{parent: at, name: el.name, index: -1}, "_%s must be a JSON array", name)
+		v.addAt(CodeStructure, el.name, "_%s must be a JSON array", name)
 		return
 	}
 	_, hasValues := obj[name]
 	if !hasValues && len(arr) == 0 {
-		v.add(CodeStructure, &seg{parent: at, name: el.name, index: -1}, "array _%s must not be empty", name)
+		v.addAt(CodeStructure, el.name, "array _%s must not be empty", name)
 	}
 	if !hasValues && el.max > 0 && len(arr) > el.max {
-		v.add(CodeStructure, &seg{parent: at, name: el.name, index: -1}, "element %s allows at most %d values, found %d", el.path, el.max, len(arr))
+		v.addAt(CodeStructure, el.name, "element %s allows at most %d values, found %d", el.path, el.max, len(arr))
 	}
 	for i, item := range arr {
-		s := seg{parent: at, name: el.name, index: i}
-		if item == nil {
+		v.push(el.name, i, "")
+		switch o := item.(type) {
+		case nil:
 			if !hasValues {
-				v.add(CodeStructure, &s, "null in _%s needs a value in %s at the same index", name, name)
+				v.add(CodeStructure, "null in _%s needs a value in %s at the same index", name, name)
 			}
-			continue
+		case map[string]any:
+			v.object(v.m.element, o, false, false)
+		default:
+			v.add(CodeStructure, "_%s items must be JSON objects or null", name)
 		}
-		o, ok := item.(map[string]any)
-		if !ok {
-			v.add(CodeStructure, &s, "_%s items must be JSON objects or null", name)
-			continue
-		}
-		v.object(v.m.element, o, &s, false, false)
+		v.pop()
 	}
 }
 
 // reference checks a Reference's target type against the allowed targets.
 // Local (#id), urn:uuid/urn:oid and absolute URLs whose last segments do
 // not name a known resource type are not checked.
-func (v *validator) reference(obj map[string]any, targets []string, at *seg) {
+func (v *validator) reference(obj map[string]any, targets []string) {
 	allowed := func(t string) bool {
 		for _, x := range targets {
 			if x == t {
@@ -357,39 +358,44 @@ func (v *validator) reference(obj map[string]any, targets []string, at *seg) {
 		return false
 	}
 	if t, ok := obj["type"].(string); ok && v.m.IsResourceType(t) && !allowed(t) {
-		v.add(CodeStructure, &seg{parent: at, name: "type", index: -1}, "reference type %s is not allowed here (allowed: %s)", t, strings.Join(targets, ", "))
+		v.addAt(CodeStructure, "type", "reference type %s is not allowed here (allowed: %s)", t, strings.Join(targets, ", "))
 	}
 	ref, ok := obj["reference"].(string)
 	if !ok || ref == "" || ref[0] == '#' || strings.HasPrefix(ref, "urn:") {
 		return
 	}
-	if i := strings.IndexAny(ref, "?"); i >= 0 {
+	if i := strings.IndexByte(ref, '?'); i >= 0 {
 		// Conditional references (Patient?identifier=...) name their type first.
 		t := ref[:i]
 		if !strings.Contains(t, "/") && v.m.IsResourceType(t) && !allowed(t) {
-			v.add(CodeStructure, &seg{parent: at, name: "reference", index: -1}, "reference to %s is not allowed here (allowed: %s)", t, strings.Join(targets, ", "))
+			v.addAt(CodeStructure, "reference", "reference to %s is not allowed here (allowed: %s)", t, strings.Join(targets, ", "))
 		}
 		return
 	}
 	absolute := strings.Contains(ref, "://")
-	parts := strings.Split(ref, "/")
-	n := len(parts)
-	if n >= 4 && parts[n-2] == "_history" {
-		parts = parts[:n-2]
-		n -= 2
+	// Find the type segment: .../Type/id or .../Type/id/_history/vid.
+	rest := ref
+	if i := strings.LastIndex(rest, "/_history/"); i >= 0 {
+		rest = rest[:i]
 	}
-	if n < 2 {
+	slash := strings.LastIndexByte(rest, '/')
+	if slash <= 0 {
 		return
 	}
-	t := parts[n-2]
+	t := rest[:slash]
+	if j := strings.LastIndexByte(t, '/'); j >= 0 {
+		t = t[j+1:]
+	} else if absolute {
+		return
+	}
 	if !v.m.IsResourceType(t) {
-		if !absolute && n == 2 {
-			v.add(CodeValue, &seg{parent: at, name: "reference", index: -1}, "reference %q does not name a known resource type", ref)
+		if !absolute && !strings.Contains(rest[:slash], "/") {
+			v.addAt(CodeValue, "reference", "reference %q does not name a known resource type", ref)
 		}
 		return
 	}
 	if !allowed(t) {
-		v.add(CodeStructure, &seg{parent: at, name: "reference", index: -1}, "reference to %s is not allowed here (allowed: %s)", t, strings.Join(targets, ", "))
+		v.addAt(CodeStructure, "reference", "reference to %s is not allowed here (allowed: %s)", t, strings.Join(targets, ", "))
 	}
 }
 
