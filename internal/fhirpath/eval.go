@@ -649,12 +649,20 @@ type eqExpr struct {
 	neg  bool
 }
 
+// operand evaluates x, reading literals in place (they are only compared).
+func operand(x expr, c *evalCtx, this []Node) ([]Node, error) {
+	if l, ok := x.(*litExpr); ok {
+		return l.nodes, nil
+	}
+	return x.eval(c, this)
+}
+
 func (e *eqExpr) eval(c *evalCtx, this []Node) ([]Node, error) {
-	a, err := e.l.eval(c, this)
+	a, err := operand(e.l, c, this)
 	if err != nil {
 		return nil, err
 	}
-	b, err := e.r.eval(c, this)
+	b, err := operand(e.r, c, this)
 	if err != nil {
 		return nil, err
 	}
