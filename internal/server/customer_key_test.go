@@ -31,10 +31,19 @@ import (
 
 const interval = time.Second
 
+// tb is what the helpers need from *testing.T and *testing.B.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+}
+
 // kiln is one running Kiln (embedded vault on a fixed port, so key URIs
 // stay valid across restarts).
 type kiln struct {
-	t       *testing.T
+	t       tb
 	dir     string
 	addr    string
 	srv     *server.Server
@@ -43,7 +52,7 @@ type kiln struct {
 	closeMu sync.Mutex
 }
 
-func freePort(t *testing.T) string {
+func freePort(t tb) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +61,7 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startKiln(t *testing.T, dir, vaultAddr string) *kiln {
+func startKiln(t tb, dir, vaultAddr string) *kiln {
 	t.Helper()
 	srv, err := server.New(context.Background(), server.Options{
 		DataDir: dir, VaultAddr: vaultAddr, KeyCheckInterval: interval,
@@ -87,7 +96,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T) map[string]any {
+func (r resp) json(t tb) map[string]any {
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
 		t.Fatalf("not JSON (%d): %s", r.status, r.body)
@@ -95,7 +104,7 @@ func (r resp) json(t *testing.T) map[string]any {
 	return m
 }
 
-func call(t *testing.T, c *http.Client, method, url string, body any) resp {
+func call(t tb, c *http.Client, method, url string, body any) resp {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -108,6 +117,7 @@ func call(t *testing.T, c *http.Client, method, url string, body any) resp {
 	res, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
+		return resp{}
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
@@ -120,13 +130,13 @@ func (k *kiln) do(method, path string, body any) resp {
 
 // vaultAdmin drives the vault's keys API and policies with the admin token.
 type vaultAdmin struct {
-	t     *testing.T
+	t     tb
 	url   string
 	token string
 	c     *http.Client
 }
 
-func newVaultAdmin(t *testing.T, url, dir string) *vaultAdmin {
+func newVaultAdmin(t tb, url, dir string) *vaultAdmin {
 	tok, err := os.ReadFile(filepath.Join(dir, "admin-token"))
 	if err != nil {
 		t.Fatal(err)
