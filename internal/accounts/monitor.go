@@ -40,7 +40,7 @@ func (r *Registry) ChangeKey(ctx context.Context, name, newURI string) (Info, er
 		return Info{}, keyError(newURI, err)
 	}
 	old := e.doc.Encryption
-	if err := r.rewrapLocked(ctx, e, nk, newURI); err != nil {
+	if err := r.rewrapLocked(ctx, e, nk, newURI); err != nil && !errors.Is(err, errSwitchedElsewhere) {
 		var ke *keys.Error
 		if errors.As(err, &ke) {
 			return Info{}, keyError(ke.KeyURI, err)
@@ -76,7 +76,7 @@ func (r *Registry) rewrapLocked(ctx context.Context, e *entry, k keys.Key, uri s
 			return rerr
 		}
 		if e.doc.Encryption.KeyURI == uri && e.doc.Encryption.KeyVersion == outer.Version {
-			return nil
+			return errSwitchedElsewhere
 		}
 		return err
 	}
@@ -148,7 +148,9 @@ func (r *Registry) checkLocked(ctx context.Context, e *entry) {
 
 	if probe.Version != "" && probe.Version != enc.KeyVersion {
 		prev := enc.KeyVersion
-		if err := r.rewrapLocked(ctx, e, k, enc.KeyURI); err != nil {
+		if err := r.rewrapLocked(ctx, e, k, enc.KeyURI); errors.Is(err, errSwitchedElsewhere) {
+			r.log.Debug("key rotation: another node rewrapped first", "account", e.name, "keyVersion", probe.Version)
+		} else if err != nil {
 			r.log.Warn("key rotation: rewrap failed; will retry next check", "account", e.name, "keyUri", enc.KeyURI, "newVersion", probe.Version, "err", err)
 			r.audit(ctx, Event{Account: e.name, Action: ActionRewrapped, Success: false, KeyURI: enc.KeyURI,
 				KeyVersion: probe.Version, PreviousVersion: prev, Status: e.doc.Encryption.KeyStatus, Message: err.Error()})
