@@ -157,8 +157,16 @@ func nodeIs(n Node, t typeSpec) bool {
 	if n.Type == t.name {
 		return true
 	}
+	switch t.name {
+	case "Resource", "DomainResource":
+		return isResourceNode(n) && (t.name == "Resource" || isDomainResourceType(n.Type))
+	case "string", "uri", "integer", "Quantity", "BackboneElement", "Element":
+		// the only types with subtypes other than the resources
+	default:
+		return false
+	}
 	if isResourceNode(n) {
-		return t.name == "Resource" || (t.name == "DomainResource" && isDomainResourceType(n.Type))
+		return false
 	}
 	for cur := n.Type; ; {
 		p, ok := parentType[cur]
