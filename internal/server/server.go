@@ -169,6 +169,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	go reg.RunMonitor(bg, o.KeyCheckInterval)
+	if sub, ok := st.(accounts.AccountSubscriber); ok {
+		if err := reg.Follow(bg, sub); err != nil {
+			log.Warn("account change notifications unavailable; other nodes' key status changes arrive with the key monitor's polling", "err", err)
+		}
+	}
 
 	var fhirAPI *rest.API
 	bundles, err := bundle.New(bundle.Config{
