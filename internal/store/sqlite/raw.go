@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync/atomic"
 )
@@ -35,8 +34,9 @@ type RawInserter struct {
 	payload []byte // random, so compression-free sizes match sealed bodies
 }
 
-// OpenRawInserter creates the raw tables in the SQLite file at path. Only
-// opts.Synchronous and opts.BusyTimeout are used.
+// OpenRawInserter creates the raw tables in the SQLite file at path, with
+// the same connection settings as Open with opts (synchronous mode, page
+// size, checkpoint interval, page cache).
 func OpenRawInserter(ctx context.Context, path string, shape RawShape, opts Options) (*RawInserter, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("sqlite: invalid database path %q", path)
@@ -44,18 +44,10 @@ func OpenRawInserter(ctx context.Context, path string, shape RawShape, opts Opti
 	if shape.BodySize < 0 || shape.Tokens < 0 || shape.TokenSize < 1 || shape.TokenSize > 64 {
 		return nil, fmt.Errorf("sqlite: invalid raw shape %+v", shape)
 	}
-	sync := strings.ToUpper(opts.Synchronous)
-	if sync == "" {
-		sync = "FULL"
+	if err := opts.normalize(); err != nil {
+		return nil, err
 	}
-	if sync != "FULL" && sync != "NORMAL" {
-		return nil, fmt.Errorf("sqlite: Synchronous must be FULL or NORMAL, not %q", opts.Synchronous)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+sync+")")
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", writerDSN(path, opts))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: raw open %s: %w", path, err)
 	}
@@ -64,6 +56,15 @@ func OpenRawInserter(ctx context.Context, path string, shape RawShape, opts Opti
 	db.SetMaxOpenConns(1)
 	r := &RawInserter{db: db, shape: shape, payload: make([]byte, shape.BodySize)}
 	rand.Read(r.payload)
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		err = initFile(ctx, conn, opts)
+		conn.Close()
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: raw open %s: %w", path, err)
+	}
 	if _, err := db.ExecContext(ctx, `
 		CREATE TABLE IF NOT EXISTS raw_versions (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
 		CREATE TABLE IF NOT EXISTS raw_tokens (token BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (token, seq)) WITHOUT ROWID;`); err != nil {

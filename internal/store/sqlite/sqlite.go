@@ -33,6 +33,16 @@ type Options struct {
 	// CacheKiB is the writer's page cache in KiB (default 65536: 64 MiB);
 	// each reader gets a quarter of it.
 	CacheKiB int
+	// PageSize is the SQLite page size in bytes, used when the file is
+	// created (default 2048). Blind tokens land on random index pages, and
+	// each dirty page is written whole to the WAL: smaller pages write
+	// fewer bytes per create (measured: 4096 B pages ~45 KB/create, 2048 B
+	// ~20 KB), while a typical sealed body (~1.5 KB) still fits in one page.
+	PageSize int
+	// CheckpointPages is the WAL size, in pages, that triggers an automatic
+	// checkpoint (default 10000, 20 MB at 2 KB pages). A larger WAL lets a
+	// checkpoint write each index page once for many commits.
+	CheckpointPages int
 	// MaxBatch caps the requests grouped into one transaction (default 256).
 	MaxBatch int
 	// Logger receives operational messages (never data). Default: discard.
@@ -62,44 +72,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("sqlite: invalid database path %q", path)
 	}
-	sync := strings.ToUpper(opts.Synchronous)
-	switch sync {
-	case "":
-		sync = "FULL"
-	case "FULL", "NORMAL":
-	default:
-		return nil, fmt.Errorf("sqlite: Synchronous must be FULL or NORMAL, not %q", opts.Synchronous)
-	}
-	if opts.ReadConns <= 0 {
-		opts.ReadConns = 4
-	}
-	if opts.BusyTimeout <= 0 {
-		opts.BusyTimeout = 10 * time.Second
-	}
-	if opts.CacheKiB <= 0 {
-		opts.CacheKiB = 64 << 10
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 256
+	if err := opts.normalize(); err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{path: path, log: log, locks: locks{m: map[string]*lockEntry{}}}
-
-	busy := fmt.Sprint(opts.BusyTimeout.Milliseconds())
-	wq := url.Values{}
-	wq.Add("_pragma", "busy_timeout("+busy+")")
-	wq.Add("_pragma", "journal_mode(WAL)")
-	wq.Add("_pragma", "synchronous("+sync+")")
-	// Deleted content is zeroed in place where that costs no extra I/O, so a
-	// deleted account's wrapped key ring does not linger in its page.
-	wq.Add("_pragma", "secure_delete(FAST)")
-	// A page cache big enough for the hot part of the token index: blind
-	// tokens are random, so each create touches ~20 random index pages.
-	wq.Add("_pragma", fmt.Sprintf("cache_size(-%d)", opts.CacheKiB))
-	wdb, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	wdb, err := sql.Open("sqlite", writerDSN(path, opts))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -122,19 +103,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
-	var mode string
-	if err := s.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := initFile(ctx, s.wconn, opts); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return fail(fmt.Errorf("sqlite: open %s: journal mode is %q, want wal", path, mode))
 	}
 	if err := migrate(ctx, s.wconn); err != nil {
 		return fail(err)
 	}
 
 	rq := url.Values{}
-	rq.Add("_pragma", "busy_timeout("+busy+")")
+	rq.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
 	rq.Add("_pragma", "query_only(1)")
 	rq.Add("_pragma", fmt.Sprintf("cache_size(-%d)", max(opts.CacheKiB/4, 2048)))
 	s.rdb, err = sql.Open("sqlite", path+"?"+rq.Encode())
@@ -153,6 +130,72 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return fail(err)
 	}
 	return s, nil
+}
+
+func (o *Options) normalize() error {
+	o.Synchronous = strings.ToUpper(o.Synchronous)
+	switch o.Synchronous {
+	case "":
+		o.Synchronous = "FULL"
+	case "FULL", "NORMAL":
+	default:
+		return fmt.Errorf("sqlite: Synchronous must be FULL or NORMAL, not %q", o.Synchronous)
+	}
+	switch o.PageSize {
+	case 0:
+		o.PageSize = 2048
+	case 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536:
+	default:
+		return fmt.Errorf("sqlite: PageSize %d is not a power of two in 512..65536", o.PageSize)
+	}
+	if o.CheckpointPages <= 0 {
+		o.CheckpointPages = 10000
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = 4
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 10 * time.Second
+	}
+	if o.CacheKiB <= 0 {
+		o.CacheKiB = 64 << 10
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	return nil
+}
+
+// writerDSN is the connection string of a write connection. Its pragmas are
+// per connection and touch nothing in the file.
+func writerDSN(path string, o Options) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "synchronous("+o.Synchronous+")")
+	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", o.CheckpointPages))
+	// Deleted content is zeroed in place where that costs no extra I/O, so a
+	// deleted account's wrapped key ring does not linger in its page.
+	q.Add("_pragma", "secure_delete(FAST)")
+	// A page cache big enough for the hot part of the token index: blind
+	// tokens are random, so each create touches ~20 random index pages.
+	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", o.CacheKiB))
+	return path + "?" + q.Encode()
+}
+
+// initFile sets the page size (effective only while the file is new) and
+// then WAL mode, which is persistent in the file.
+func initFile(ctx context.Context, conn *sql.Conn, o Options) error {
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", o.PageSize)); err != nil {
+		return err
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	return nil
 }
 
 // Path returns the database file name; its -wal and -shm companions sit
