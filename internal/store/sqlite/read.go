@@ -371,11 +371,23 @@ func (s *Store) Scan(ctx context.Context, account string, typ string, after stor
 		return nil, nil
 	}
 	query := "SELECT " + versionCols + ` FROM current c JOIN versions v ON v.seq = c.seq
-		WHERE c.acct = ? AND c.deleted = 0 AND (c.type, c.id) > (?, ?)`
-	args := []any{acct, after.Type, after.ID}
-	if typ != "" {
-		query += " AND c.type = ?"
-		args = append(args, typ)
+		WHERE c.acct = ? AND c.deleted = 0`
+	args := []any{acct}
+	switch {
+	case typ == "":
+		query += " AND (c.type, c.id) > (?, ?)"
+		args = append(args, after.Type, after.ID)
+	case after.Type > typ:
+		return nil, nil
+	default:
+		afterID := after.ID
+		if after.Type < typ {
+			afterID = ""
+		}
+		// An equality and a range, so the primary key seeks straight to
+		// the page.
+		query += " AND c.type = ? AND c.id > ?"
+		args = append(args, typ, afterID)
 	}
 	query += " ORDER BY c.type, c.id LIMIT ?"
 	args = append(args, limit)
