@@ -21,7 +21,9 @@ func TestDeleteAccountErasesKeyRing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kiln.db")
 	files := []string{path, path + "-wal", path + "-shm", path + "-journal"}
 	s := openAt(t, path, sqlite.Options{})
-	ring := func(i int) []byte { return []byte(fmt.Sprintf("WRAPPED-ARK-REVISION-%02d-%s", i, bytes.Repeat([]byte("k"), 60))) }
+	ring := func(i int) []byte {
+		return []byte(fmt.Sprintf("WRAPPED-ARK-REVISION-%02d-%s", i, bytes.Repeat([]byte("k"), 60)))
+	}
 	if _, err := s.CreateAccount(ctx, store.Account{Name: "doomed", CreatedAt: time.Now(), Data: ring(0)}); err != nil {
 		t.Fatal(err)
 	}
