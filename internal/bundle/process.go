@@ -29,8 +29,59 @@ const (
 )
 
 // maxRetries bounds how often a transaction (or a batch entry) is prepared
-// again after a concurrent writer changed one of its resources.
-const maxRetries = 8
+// again after a concurrent writer changed one of its resources; after
+// pessimisticAfter optimistic attempts a transaction locks its targets.
+const (
+	maxRetries       = 12
+	pessimisticAfter = 2
+	// maxTargetLocks: a transaction with more update/delete targets takes
+	// one account-wide lock instead of one per resource.
+	maxTargetLocks = 256
+)
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// lockTargets takes the store locks of the resources the writes update or
+// delete (sorted, so lockers cannot deadlock).
+func (p *processing) lockTargets(ctx context.Context, es []*entry) (func(), error) {
+	if p.h.cfg.Locker == nil {
+		return func() {}, nil
+	}
+	var names []string
+	for _, e := range es {
+		if e.method != http.MethodPost && e.id != "" {
+			names = append(names, "kiln/bundle/"+p.account+"/"+e.typ+"/"+e.id)
+		}
+	}
+	if len(names) > maxTargetLocks {
+		names = []string{"kiln/bundle/" + p.account}
+	}
+	sort.Strings(names)
+	var unlocks []func()
+	release := func() {
+		for i := len(unlocks) - 1; i >= 0; i-- {
+			unlocks[i]()
+		}
+	}
+	for _, n := range names {
+		u, err := p.h.cfg.Locker.Lock(ctx, n)
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("bundle: lock: %w", err)
+		}
+		unlocks = append(unlocks, u)
+	}
+	return release, nil
+}
 
 // entry is one request entry and, after processing, its result.
 type entry struct {
@@ -679,7 +730,16 @@ func (p *processing) runTransaction(ctx context.Context) error {
 		return err
 	}
 
+	release := func() {}
+	defer func() { release() }()
 	for attempt := 0; ; attempt++ {
+		if attempt == pessimisticAfter {
+			// Optimism failed repeatedly: take the targets' locks, so
+			// transactions touching the same resources take turns.
+			if release, err = p.lockTargets(ctx, writes); err != nil {
+				return err
+			}
+		}
 		parallel(p.h.cfg.Workers, writes, func(e *entry) { collect(e, p.prepare(ctx, e)) })
 		if err := firstError(writes, errs); err != nil {
 			return err
@@ -694,7 +754,11 @@ func (p *processing) runTransaction(ctx context.Context) error {
 		}
 		out, err := p.h.res.Commit(ctx, p.account, ps)
 		if errors.Is(err, resources.ErrConflict) && attempt < maxRetries && ctx.Err() == nil {
-			continue // a concurrent writer won: prepare against the new state
+			// A concurrent writer won: prepare against the new state.
+			if err := sleep(ctx, time.Duration(attempt+1)*time.Millisecond); err != nil {
+				return err
+			}
+			continue
 		}
 		if err != nil {
 			return err
