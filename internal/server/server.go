@@ -31,6 +31,8 @@ import (
 	"github.com/kilnhealth/kiln/internal/resources"
 	"github.com/kilnhealth/kiln/internal/rest"
 	"github.com/kilnhealth/kiln/internal/seal"
+	"github.com/kilnhealth/kiln/internal/search"
+	"github.com/kilnhealth/kiln/internal/searchparam"
 	"github.com/kilnhealth/kiln/internal/store"
 	"github.com/kilnhealth/kiln/internal/store/postgres"
 	"github.com/kilnhealth/kiln/internal/store/sqlite"
@@ -156,7 +158,15 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.Accounts = reg
-	s.Resources, err = resources.New(resources.Config{Store: st, Accounts: reg, Model: s.Model, Rand: rand.Reader, Logger: log})
+	params, err := searchparam.Load()
+	if err != nil {
+		return nil, err
+	}
+	indexer, err := search.NewIndexer(params, s.Model)
+	if err != nil {
+		return nil, err
+	}
+	s.Resources, err = resources.New(resources.Config{Store: st, Accounts: reg, Model: s.Model, Indexer: indexer, Rand: rand.Reader, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +195,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	fhirAPI = rest.New(rest.Config{Resources: s.Resources, Model: s.Model, Logger: log, PublicURL: o.PublicURL, Version: o.Version, Bundles: bundles})
+	searcher, err := search.New(search.Config{Store: st, Resources: s.Resources, Indexer: indexer, Model: s.Model, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	fhirAPI = rest.New(rest.Config{Resources: s.Resources, Model: s.Model, Logger: log, PublicURL: o.PublicURL, Version: o.Version, Bundles: bundles, Searcher: searcher})
 	mgmt := manage.New(manage.Config{Accounts: reg, Audit: s.audit, Store: st, Logger: log, PublicURL: o.PublicURL, Metrics: m.Handler()})
 	mux := http.NewServeMux()
 	mux.Handle(rest.Prefix, m.Middleware("fhir", fhirAPI))
