@@ -1,0 +1,163 @@
+package loader_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kilnhealth/kiln/internal/loader"
+	"github.com/kilnhealth/kiln/internal/server"
+	"github.com/kilnhealth/kiln/internal/server/servertest"
+)
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if strings.HasSuffix(path, ".gz") {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(data)
+		zw.Close()
+		data = buf.Bytes()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixture writes a transaction bundle (2 resources), a gzipped NDJSON of
+// 25 Patients and 25 Observations referring to them, and a collection
+// Bundle of 2 Patients: 54 resources.
+func fixture(t *testing.T) string {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a", "tx.json"), []byte(`{"resourceType":"Bundle","type":"transaction","entry":[
+	 {"fullUrl":"urn:uuid:7b2f0c3e-1111-4000-8000-000000000001","resource":{"resourceType":"Patient","name":[{"family":"Tx"}]},"request":{"method":"POST","url":"Patient"}},
+	 {"resource":{"resourceType":"Observation","status":"final","code":{"text":"t"},"subject":{"reference":"urn:uuid:7b2f0c3e-1111-4000-8000-000000000001"}},"request":{"method":"POST","url":"Observation"}}]}`))
+	var nd bytes.Buffer
+	for i := 0; i < 25; i++ {
+		fmt.Fprintf(&nd, `{"resourceType":"Patient","id":"nd-%d","name":[{"family":"Nd%d"}]}`+"\n", i, i)
+	}
+	for i := 0; i < 25; i++ {
+		fmt.Fprintf(&nd, `{"resourceType":"Observation","id":"ndo-%d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/nd-%d"}}`+"\n\n", i, i)
+	}
+	writeFile(t, filepath.Join(dir, "b", "all.ndjson.gz"), nd.Bytes())
+	writeFile(t, filepath.Join(dir, "b", "coll.json.gz"), []byte(`{"resourceType":"Bundle","type":"collection","entry":[
+	 {"resource":{"resourceType":"Patient","id":"c1"}},{"resource":{"resourceType":"Patient","id":"c2"}}]}`))
+	writeFile(t, filepath.Join(dir, "b", "ignored.txt"), []byte("not loaded"))
+	return dir
+}
+
+func count(t *testing.T, inst *servertest.Instance, typ string) int {
+	m := inst.Do(t, "GET", "/fhir/default/"+typ+"?_summary=count", nil).Want(t, 200).JSON(t)
+	n, _ := m["total"].(json.Number).Int64()
+	return int(n)
+}
+
+func TestLoad(t *testing.T) {
+	inst := servertest.New(t, server.Options{SQLiteSync: "NORMAL"})
+	dir := fixture(t)
+	files, err := loader.Expand([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 3 {
+		t.Fatalf("expanded to %v", files)
+	}
+	var progress bytes.Buffer
+	s, err := loader.Load(context.Background(), loader.Config{Base: inst.Base("default"), BatchSize: 10, Concurrency: 3, Progress: &progress}, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Resources != 54 || s.Failed != 0 || s.Files != 3 || s.Bundles != 1+5+1 {
+		t.Fatalf("summary %+v", s)
+	}
+	if got := count(t, inst, "Patient"); got != 28 {
+		t.Errorf("%d Patients, want 28", got)
+	}
+	if got := count(t, inst, "Observation"); got != 26 {
+		t.Errorf("%d Observations, want 26", got)
+	}
+	if !strings.Contains(progress.String(), "100%") || !strings.Contains(progress.String(), "54 resources") {
+		t.Errorf("progress line: %q", progress.String())
+	}
+	// A reload of the NDJSON replaces (PUT) rather than duplicates.
+	s, err = loader.Load(context.Background(), loader.Config{Base: inst.Base("default")}, []string{filepath.Join(dir, "b", "all.ndjson.gz")})
+	if err != nil || s.Resources != 50 {
+		t.Fatalf("reload: %+v %v", s, err)
+	}
+	if got := count(t, inst, "Patient"); got != 28 {
+		t.Errorf("after reload %d Patients, want 28", got)
+	}
+}
+
+// TestLoadRetries puts a proxy in front of the server that answers the
+// first requests with 503 and drops one connection: the loader retries
+// and loads everything.
+func TestLoadRetries(t *testing.T) {
+	inst := servertest.New(t, server.Options{SQLiteSync: "NORMAL"})
+	target, _ := url.Parse(inst.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var n atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) {
+		case 1:
+			w.Header().Set("Retry-After", "0")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		case 2:
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+		case 3:
+			hj, _ := w.(http.Hijacker)
+			c, _, _ := hj.Hijack()
+			c.Close()
+		default:
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	defer proxy.Close()
+	dir := fixture(t)
+	s, err := loader.Load(context.Background(), loader.Config{Base: proxy.URL + "/fhir/default", Concurrency: 1, Backoff: 1, Seed: 1},
+		[]string{filepath.Join(dir, "a", "tx.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Retries != 3 || s.Resources != 2 || s.Failed != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestLoadRejected(t *testing.T) {
+	inst := servertest.New(t, server.Options{SQLiteSync: "NORMAL"})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "bad.ndjson"), []byte(`{"resourceType":"Patient","id":"ok"}`+"\n"+`{"resourceType":"Patient","id":"bad","gender":"sometimes"}`+"\n"))
+	writeFile(t, filepath.Join(dir, "junk.json"), []byte(`not json`))
+	files, _ := loader.Expand([]string{filepath.Join(dir, "*")})
+	s, err := loader.Load(context.Background(), loader.Config{Base: inst.Base("default"), Retries: -1}, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Resources != 0 || s.Failed != 2 || s.Retries != 0 || len(s.Errors) != 2 {
+		t.Fatalf("summary %+v", s)
+	}
+	inst.Do(t, "GET", "/fhir/default/Patient/ok", nil).Want(t, 404) // the transaction was atomic
+	// As a batch, the valid line loads.
+	s, _ = loader.Load(context.Background(), loader.Config{Base: inst.Base("default"), Batch: true}, files[:1])
+	if s.Resources != 1 || s.Failed != 1 {
+		t.Fatalf("batch summary %+v", s)
+	}
+	if _, err := loader.Expand([]string{filepath.Join(dir, "nothing-*")}); err == nil {
+		t.Fatal("Expand of an empty glob succeeded")
+	}
+}
