@@ -45,7 +45,7 @@ func Decode(data []byte) (map[string]any, error) {
 	if d.data[d.pos] != '{' {
 		return nil, d.errorf("a resource must be a JSON object")
 	}
-	v, err := d.object(0)
+	v, err := d.object(1)
 	if err != nil {
 		return nil, err
 	}

@@ -194,10 +194,12 @@ func (v *validator) object(st *structDef, obj map[string]any, isResource, inCont
 		}
 		el := p.el
 		if c := chosen[el.idx]; c != nil && c != p.ty {
-			v.addAt(CodeStructure, el.name, "choice element %s has more than one type (%s and %s)", el.path, c.code, p.ty.code)
-			continue
+			// Reported once per extra type, with no type names, so the
+			// result does not depend on map iteration order.
+			v.addAt(CodeStructure, el.name, "choice element %s has more than one type; exactly one %s[x] property is allowed", el.path, el.name)
+		} else {
+			chosen[el.idx] = p.ty
 		}
-		chosen[el.idx] = p.ty
 		if inContained && el.name == "contained" && isResource {
 			v.addAt(CodeStructure, "contained", "a contained resource must not contain other resources")
 			continue
