@@ -74,20 +74,23 @@ func (a *API) capabilities(w http.ResponseWriter, r *http.Request, req *request)
 	if a.cfg.Bundles != nil {
 		sys = append(sys, capInteraction{Code: "batch"}, capInteraction{Code: "transaction"})
 	}
+	software := map[string]any{"name": "Kiln"}
+	if a.cfg.Version != "" { // FHIR strings must not be empty
+		software["version"] = a.cfg.Version
+	}
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement",
 		"status":       "active",
 		"date":         Instant(a.cfg.Now()),
 		"publisher":    "Kiln",
 		"kind":         "instance",
-		"software":     map[string]any{"name": "Kiln", "version": a.cfg.Version},
+		"software":     software,
 		"implementation": map[string]any{
 			"description": "Kiln FHIR R4 service for account " + req.account + "; data sealed under the account's keys",
 			"url":         req.base,
 		},
 		"fhirVersion": "4.0.1",
 		"format":      []string{"application/fhir+json", "json"},
-		"patchFormat": []string{},
 		"rest": []any{map[string]any{
 			"mode":        "server",
 			"resource":    res,
