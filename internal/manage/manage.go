@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kilnhealth/kiln/internal/accounts"
+	"github.com/kilnhealth/kiln/internal/keys"
 )
 
 // KeyLister lists the keys of a vault that the service can see (the key
@@ -354,6 +355,12 @@ func classify(err error) *apiError {
 		return &apiError{400, "Key" + ke.Reason, keyMessage(ke)}
 	case errors.As(err, &lost):
 		return &apiError{409, "KeyAccessLost", lost.Message}
+	case errors.Is(err, keys.ErrPermissionDenied):
+		return &apiError{403, "VaultForbidden", "Kiln's principal may not do this at the vault (for the key picker it needs the list permission): " + err.Error()}
+	case errors.Is(err, keys.ErrInvalidURI), errors.Is(err, keys.ErrUnsupported):
+		return &apiError{400, "BadVaultUrl", err.Error()}
+	case errors.Is(err, keys.ErrUnreachable), errors.Is(err, keys.ErrUnauthenticated):
+		return &apiError{502, "VaultUnavailable", err.Error()}
 	case errors.Is(err, accounts.ErrInvalid):
 		return &apiError{400, "BadRequest", err.Error()}
 	}
