@@ -5,6 +5,8 @@
 //	kiln key …            client of a key vault's keys API
 //	kiln vault policy …   manage vault access policies
 //	kiln account …        client of the management API
+//	kiln load PATH…       bulk load of Bundles and NDJSON through the FHIR API
+//	kiln bench …          benchmark driver against any FHIR base URL
 //	kiln version          print the version
 //
 // This package only parses flags and wires values together; every
@@ -50,6 +52,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKey(ctx, args[1:], stdout, stderr)
 	case "account":
 		return runAccount(ctx, args[1:], stdout, stderr)
+	case "load":
+		return runLoad(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kiln", version)
 		return nil
@@ -69,6 +75,8 @@ Commands:
   vault     run the built-in key vault alone (vault serve), manage policies and tokens
   key       create, rotate, list, disable, enable, delete, recover, purge vault keys
   account   create, list, get, re-key, check and delete accounts (management API client)
+  load      bulk-load Bundle and NDJSON files through the FHIR API
+  bench     run a reproducible load scenario against a FHIR base URL
   version   print the version
 
 Run 'kiln <command> -h' for the flags of a command.
