@@ -372,6 +372,18 @@ func (m *Model) TypeKind(name string) Kind {
 	return KindUnknown
 }
 
+// PrimitiveRegex returns the anchored regular expression that the
+// StructureDefinition of primitive type name declares for its value, or nil
+// (xhtml has none; unknown names). Validate uses faster hand-written checks
+// that agree with these expressions and add the semantic rules (month
+// lengths, ranges); the regexes are exposed for tests and tools.
+func (m *Model) PrimitiveRegex(name string) *regexp.Regexp {
+	if td := m.types[name]; td != nil {
+		return td.regex
+	}
+	return nil
+}
+
 // resolve finds the struct for a type name or a backbone path. A path such
 // as "Questionnaire.item.item" or "Patient.contact" is walked element by
 // element from its type, so it works through contentReference too.
