@@ -1,7 +1,8 @@
 // Package servertest starts a real, in-process Kiln server for black-box
 // tests: the full wiring of server.New over a fresh SQLite file in a
-// temporary data directory, with real sealing and the real account
-// registry, served over loopback HTTP by httptest.
+// temporary data directory (or, with KILN_TEST_ENGINE=postgres, a fresh
+// PostgreSQL schema), with real sealing and the real account registry,
+// served over loopback HTTP by httptest.
 //
 // Typical use:
 //

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kilnhealth/kiln/internal/server"
+	"github.com/kilnhealth/kiln/internal/store/postgres/pgtest"
 )
 
 // Instance is one running server under test.
@@ -45,14 +46,59 @@ func Start(t testing.TB, o server.Options) (*server.Server, string) {
 	return inst.Server, inst.URL
 }
 
+// EngineEnv names the environment variable that selects the store engine
+// of servers whose Options.Store is empty: "sqlite" (the default) or
+// "postgres" (a fresh schema in the cluster named by KILN_TEST_POSTGRES,
+// dropped when the test ends; the test skips when that is unset). Running
+// a package's tests once with each value runs its whole suite on both
+// engines.
+const EngineEnv = "KILN_TEST_ENGINE"
+
+// Engines returns the values EngineEnv accepts.
+func Engines() []string { return []string{"sqlite", "postgres"} }
+
+// Engine returns the engine EngineEnv selects ("sqlite" when unset). It
+// fails t on an unknown value.
+func Engine(t testing.TB) string {
+	t.Helper()
+	switch e := os.Getenv(EngineEnv); e {
+	case "", "sqlite":
+		return "sqlite"
+	case "postgres":
+		return e
+	default:
+		t.Fatalf("servertest: %s=%q: want one of %v", EngineEnv, e, Engines())
+		return ""
+	}
+}
+
+// StoreFor returns an Options.Store value for engine: "" for SQLite (in
+// the data directory), or the URL of a fresh PostgreSQL schema (dropped at
+// cleanup; t skips when KILN_TEST_POSTGRES is unset).
+func StoreFor(t testing.TB, engine string) string {
+	t.Helper()
+	switch engine {
+	case "sqlite":
+		return ""
+	case "postgres":
+		return pgtest.FreshSchema(t)
+	}
+	t.Fatalf("servertest: unknown engine %q: want one of %v", engine, Engines())
+	return ""
+}
+
 // New starts a server with o, filling in test defaults: DataDir a fresh
-// t.TempDir(), VaultAddr "off" (no embedded vault; pass "127.0.0.1:0" to run
-// it), and a logger that prints only errors to stderr. It fails t if the
-// server cannot start, and closes it when the test ends.
+// t.TempDir(), Store the engine EngineEnv selects, VaultAddr "off" (no
+// embedded vault; pass "127.0.0.1:0" to run it), and a logger that prints
+// only errors to stderr. It fails t if the server cannot start, and closes
+// it when the test ends.
 func New(t testing.TB, o server.Options) *Instance {
 	t.Helper()
 	if o.DataDir == "" {
 		o.DataDir = t.TempDir()
+	}
+	if o.Store == "" {
+		o.Store = StoreFor(t, Engine(t))
 	}
 	if o.VaultAddr == "" {
 		o.VaultAddr = "off"
