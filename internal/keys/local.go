@@ -20,10 +20,17 @@ import (
 // LocalScheme is the URI scheme of keys held in local key files.
 const LocalScheme = "local:"
 
+// LocalServiceKey is the name of the service-managed key, the one local key
+// created on first use.
+const LocalServiceKey = "service"
+
 // Local is the provider for service-managed keys kept in files under one
 // directory, each file holding every version of one 256-bit AES key. A key is
 // addressed as "local:NAME" (current version) or "local:NAME/VERSION".
-// Files are created on first use with mode 0600; the directory with 0700.
+// Only the service key (LocalServiceKey) is created on first use; other keys
+// must be made with Create, so a key whose file was removed is reported as
+// not found rather than silently replaced. Files have mode 0600, the
+// directory 0700.
 type Local struct {
 	dir  string
 	rand io.Reader
@@ -61,10 +68,19 @@ func (l *Local) Open(ctx context.Context, uri string) (Key, error) {
 			return nil, Errorf("open", uri, ErrInvalidURI, "version must be a positive integer")
 		}
 	}
-	if _, err := l.load(name, true); err != nil {
+	if _, err := l.load(name, name == LocalServiceKey); err != nil {
 		return nil, &Error{Op: "open", KeyURI: uri, Err: err}
 	}
 	return &localKey{p: l, uri: uri, name: name, pinned: version}, nil
+}
+
+// Create makes the named key (version 1) if it does not exist yet.
+func (l *Local) Create(name string) error {
+	if !localName.MatchString(name) {
+		return Errorf("create", LocalScheme+name, ErrInvalidURI, "bad key name")
+	}
+	_, err := l.load(name, true)
+	return err
 }
 
 // Rotate adds a new current version to the named key and returns it.
