@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kilnhealth/kiln/internal/searchparam"
 )
@@ -151,8 +152,10 @@ func (c *crit) valuePlan(code, kind, mod string, v qval) ([]clause, bool) {
 			if len(ws) == 0 {
 				return nil, false
 			}
-			p, _ := queryPrefix(ws[0])
-			return []clause{{{code, kTokText, p}}}, false
+			if utf8.RuneCountInString(ws[0]) < 3 {
+				return nil, false
+			}
+			return []clause{{{code, kTokText, textKey(ws[0])}}}, false
 		case "of-type":
 			return []clause{{{code, kTokType, v.typeSys + "|" + v.typeCode + "|" + v.code}}}, true
 		}
@@ -311,12 +314,9 @@ func numPlan(code, kind string, v qval) ([]clause, bool) {
 	}
 	kindTok, prefix := kNum, ""
 	if kind == "quantity" {
-		switch {
-		case v.qsys != "" && v.qcode != "":
-			kindTok, prefix = kQtySC, v.qsys+"|"+v.qcode+"|"
-		case v.qcode != "":
+		if v.qcode != "" {
 			kindTok, prefix = kQtyCode, v.qcode+"|"
-		default:
+		} else {
 			kindTok = kQty
 		}
 	}

@@ -7,11 +7,12 @@ import (
 )
 
 // The blind date and number indexes are trees over a fixed integer domain
-// with a fan-out of 4 (two bits per level). A value is indexed by the
-// prefix of its integer at every level but the root; a range query becomes
-// the few nodes that exactly cover the range's integers (at most six per
-// level), so the store answers it as one token IN-list.
-const fanBits = 2
+// with a fan-out of 16 (four bits per level). A value is indexed by the
+// prefix of its integer at every level but the root (5 tokens for a day, 6
+// for a number); a range query becomes the nodes that exactly cover the
+// range's integers (at most 30 per level), so the store answers it as one
+// token IN-list.
+const fanBits = 4
 
 // dayBits is the size of the day-number domain: 2^20 days from 0001-01-01
 // (about 2870 years); days outside are clamped.

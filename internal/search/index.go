@@ -27,7 +27,7 @@ const (
 	kTokNC    = "tnc" // code without system (|code)
 	kTokC     = "tc"  // code, any system
 	kTokS     = "ts"  // system|
-	kTokText  = "tt"  // word prefix of display/text (:text)
+	kTokText  = "tt"  // first 3 runes of each display/text word (:text)
 	kTokType  = "tot" // identifier typeSystem|typeCode|value (:of-type)
 	kRef      = "r"   // Type/id
 	kRefID    = "ri"  // id, any type
@@ -39,7 +39,6 @@ const (
 	kNum      = "n"   // number tree node
 	kQty      = "q"   // quantity tree node, any unit
 	kQtyCode  = "qc"  // code|node
-	kQtySC    = "qs"  // system|code|node
 	kURI      = "u"   // exact uri
 	kURIBelow = "ub"  // uri path prefix (:below)
 	kSort     = "sort"
@@ -146,9 +145,7 @@ func emit(v *values, add func(kind, value string)) {
 		}
 		for _, txt := range t.text {
 			for _, w := range words(fold(txt)) {
-				for _, p := range prefixes(w) {
-					add(kTokText, p)
-				}
+				add(kTokText, textKey(w))
 			}
 		}
 		for _, ty := range t.typeCodes {
@@ -190,9 +187,6 @@ func emit(v *values, add func(kind, value string)) {
 			add(kQty, node)
 			for _, c := range unitCodes(n) {
 				add(kQtyCode, c+"|"+node)
-				if n.system != "" {
-					add(kQtySC, n.system+"|"+c+"|"+node)
-				}
 			}
 		}
 	}
@@ -203,6 +197,9 @@ func emit(v *values, add func(kind, value string)) {
 		}
 	}
 }
+
+// textKey is the indexed form of a display word: its first three runes.
+func textKey(w string) string { return runePrefix(w, 3) }
 
 // unitCodes are the unit names a quantity answers to: its code, and its
 // human unit when different.
