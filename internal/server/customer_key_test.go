@@ -46,6 +46,7 @@ type kiln struct {
 	t       tb
 	dir     string
 	addr    string
+	store   string // Options.Store ("" is SQLite in dir)
 	srv     *server.Server
 	ts      *httptest.Server
 	vault   *vaultAdmin
@@ -61,16 +62,18 @@ func freePort(t tb) string {
 	return ln.Addr().String()
 }
 
-func startKiln(t tb, dir, vaultAddr string) *kiln {
+func startKiln(t tb, dir, vaultAddr string) *kiln { return startKilnOn(t, dir, vaultAddr, "") }
+
+func startKilnOn(t tb, dir, vaultAddr, store string) *kiln {
 	t.Helper()
 	srv, err := server.New(context.Background(), server.Options{
-		DataDir: dir, VaultAddr: vaultAddr, KeyCheckInterval: interval,
+		DataDir: dir, Store: store, VaultAddr: vaultAddr, KeyCheckInterval: interval,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := &kiln{t: t, dir: dir, addr: vaultAddr, srv: srv, ts: httptest.NewServer(srv.Handler)}
+	k := &kiln{t: t, dir: dir, addr: vaultAddr, store: store, srv: srv, ts: httptest.NewServer(srv.Handler)}
 	k.vault = newVaultAdmin(t, srv.Vault.URL(), filepath.Join(dir, "vault"))
 	t.Cleanup(k.stop)
 	return k
@@ -88,7 +91,7 @@ func (k *kiln) stop() {
 
 func (k *kiln) restart() *kiln {
 	k.stop()
-	return startKiln(k.t, k.dir, k.addr)
+	return startKilnOn(k.t, k.dir, k.addr, k.store)
 }
 
 type resp struct {
@@ -252,8 +255,12 @@ func TestCustomerManagedKeyLifecycle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("key lifecycle integration test is not short")
 	}
+	forEachEngine(t, customerManagedKeyLifecycle)
+}
+
+func customerManagedKeyLifecycle(t *testing.T, storeURL string) {
 	dir := t.TempDir()
-	k := startKiln(t, dir, freePort(t))
+	k := startKilnOn(t, dir, freePort(t), storeURL)
 	v := k.vault
 	v1 := v.createKey("cmk1")
 
@@ -424,7 +431,11 @@ func TestCryptoErase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	k := startKiln(t, t.TempDir(), freePort(t))
+	forEachEngine(t, cryptoErase)
+}
+
+func cryptoErase(t *testing.T, storeURL string) {
+	k := startKilnOn(t, t.TempDir(), freePort(t), storeURL)
 	v := k.vault
 	v.grant("get", "wrapKey", "unwrapKey", "list")
 	v.createKey("erase1")
