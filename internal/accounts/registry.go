@@ -538,6 +538,9 @@ func (r *Registry) markLostLocked(ctx context.Context, e *entry, status KeyStatu
 // Delete removes an account and its wrapped key ring: a crypto-erase. The
 // cached keys are wiped.
 func (r *Registry) Delete(ctx context.Context, name string) error {
+	if r.isReserved(name) {
+		return fmt.Errorf("%w: %q cannot be deleted", ErrReserved, name)
+	}
 	if _, err := r.entry(ctx, name); err != nil {
 		return err
 	}

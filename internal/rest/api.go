@@ -40,6 +40,9 @@ type Config struct {
 	// Software name and version for the CapabilityStatement.
 	Version string
 	Now     func() time.Time
+	// ReadOnlyAccounts can be read but not written by FHIR clients (the
+	// system account, whose AuditEvents only the server writes).
+	ReadOnlyAccounts []string
 }
 
 // API is the FHIR HTTP handler for /fhir/{account}/...
@@ -88,12 +91,27 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	if a.readOnly(req.account) && !(r.Method == http.MethodGet || r.Method == http.MethodHead ||
+		r.Method == http.MethodPost && strings.HasSuffix(strings.TrimRight(r.URL.Path, "/"), "/_search")) {
+		a.writeError(w, r, &httpError{status: 403, code: "forbidden", detail: DetailReadOnly,
+			msg: "Account " + req.account + " is maintained by the server (it holds the key-event audit trail) and is read-only for clients."})
+		return
+	}
 	// The account must exist and its keys be usable before anything else.
 	if _, err := a.res.Keys(r.Context(), req.account); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	a.route(w, r, req)
+}
+
+func (a *API) readOnly(account string) bool {
+	for _, n := range a.cfg.ReadOnlyAccounts {
+		if n == account {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *API) route(w http.ResponseWriter, r *http.Request, req *request) {

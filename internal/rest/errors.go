@@ -35,6 +35,7 @@ const (
 	DetailTooLarge        = "request-too-large"
 	DetailNotSupported    = "not-supported"
 	DetailInternal        = "internal-error"
+	DetailReadOnly        = "read-only-account"
 )
 
 // httpError is a client error found by rest itself (bad parameter,

@@ -7,8 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/kilnhealth/kiln/internal/auditevent"
-	"github.com/kilnhealth/kiln/internal/keys"
-	"github.com/kilnhealth/kiln/internal/keys/akv"
+		"github.com/kilnhealth/kiln/internal/keys/akv"
 	"github.com/kilnhealth/kiln/internal/vault"
 )
 
@@ -34,7 +33,7 @@ type AKVOptions struct {
 
 // akvProvider builds the Azure Key Vault–protocol provider, or nil when
 // there is no credential to use (no embedded vault and no token file).
-func akvProvider(o Options, v *vault.Vault) (keys.Provider, error) {
+func akvProvider(o Options, v *vault.Vault) (*akv.Provider, error) {
 	a := o.AKV
 	if a.Auth == "" {
 		a.Auth = string(akv.AuthToken)

@@ -131,12 +131,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 		s.Vault = v
 	}
-	akv, err := akvProvider(o, s.Vault)
+	akvClient, err := akvProvider(o, s.Vault)
 	if err != nil {
 		return nil, err
 	}
-	if akv != nil {
-		providers = append(providers, akv)
+	if akvClient != nil {
+		providers = append(providers, akvClient)
 	}
 	s.Keys = keys.NewRegistry(providers...)
 
@@ -199,8 +199,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	fhirAPI = rest.New(rest.Config{Resources: s.Resources, Model: s.Model, Logger: log, PublicURL: o.PublicURL, Version: o.Version, Bundles: bundles, Searcher: searcher})
-	mgmt := manage.New(manage.Config{Accounts: reg, Audit: s.audit, Store: st, Logger: log, PublicURL: o.PublicURL, Metrics: m.Handler()})
+	fhirAPI = rest.New(rest.Config{Resources: s.Resources, Model: s.Model, Logger: log, PublicURL: o.PublicURL, Version: o.Version, Bundles: bundles, Searcher: searcher,
+		ReadOnlyAccounts: []string{SystemAccount}})
+	mgmt := manage.New(manage.Config{Accounts: reg, Keys: keyPicker{p: akvClient}, Audit: s.audit, Store: st, Logger: log, PublicURL: o.PublicURL, Metrics: m.Handler()})
 	mux := http.NewServeMux()
 	mux.Handle(rest.Prefix, m.Middleware("fhir", fhirAPI))
 	mux.Handle("/management/", m.Middleware("management", mgmt))
