@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/kilnhealth/kiln/internal/auditevent"
-		"github.com/kilnhealth/kiln/internal/keys/akv"
+	"github.com/kilnhealth/kiln/internal/keys/akv"
 	"github.com/kilnhealth/kiln/internal/vault"
 )
 
