@@ -222,6 +222,18 @@ func dayAligned(s span) bool {
 func datePlan(code string, v qval) ([]clause, bool) {
 	sl, sh := v.span.dayRange()
 	exact := dayAligned(v.span)
+	// after is the first day that can hold an instant >= S.high; before is
+	// the last day that can hold an instant < S.low (day-aligned values
+	// make both exact).
+	after := dayNumber(v.span.high)
+	before, none := sl, false
+	if exact {
+		if sl == 0 {
+			none = true
+		} else {
+			before = sl - 1
+		}
+	}
 	rng := func(kind string, a, b uint64, neg bool) (clause, bool) {
 		if neg { // a-1 underflow: empty range
 			return clause{}, true
@@ -258,17 +270,17 @@ func datePlan(code string, v qval) ([]clause, bool) {
 		}
 		return out, exact && ok1 && ok2
 	case "gt":
-		return one(rng(kDateHigh, sh+1, maxDay, false))
+		return one(rng(kDateHigh, after, maxDay, false))
 	case "lt":
-		return one(rng(kDateLow, 0, sl-1, sl == 0))
+		return one(rng(kDateLow, 0, before, none))
 	case "ge":
 		return one(rng(kDateHigh, sl, maxDay, false))
 	case "le":
 		return one(rng(kDateLow, 0, sh, false))
 	case "sa":
-		return one(rng(kDateLow, sh+1, maxDay, false))
+		return one(rng(kDateLow, after, maxDay, false))
 	case "eb":
-		return one(rng(kDateHigh, 0, sl-1, sl == 0))
+		return one(rng(kDateHigh, 0, before, none))
 	case "ap":
 		al, ah := v.approx.dayRange()
 		a, ok1 := rng(kDateHigh, al, maxDay, false)

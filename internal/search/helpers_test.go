@@ -42,15 +42,15 @@ func (e *env) put(res any) {
 }
 
 // search runs GET base/path and returns the bundle.
-func (e *env) search(path string, hdr ...string) map[string]any {
-	e.t.Helper()
-	return e.inst.Do(e.t, "GET", base+"/"+path, nil, hdr...).Want(e.t, 200).JSON(e.t)
+func (e *env) search(t testing.TB, path string, hdr ...string) map[string]any {
+	t.Helper()
+	return e.inst.Do(t, "GET", base+"/"+path, nil, hdr...).Want(t, 200).JSON(t)
 }
 
-// ids returns the sorted "Type/id" of the match entries of a search.
-func (e *env) ids(path string) []string {
-	e.t.Helper()
-	return matchIDs(e.search(path))
+// ids returns the "Type/id" of the match entries of a search.
+func (e *env) ids(t testing.TB, path string) []string {
+	t.Helper()
+	return matchIDs(e.search(t, path))
 }
 
 func matchIDs(b map[string]any) []string {

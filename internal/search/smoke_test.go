@@ -21,11 +21,11 @@ func TestSmoke(t *testing.T) {
 		{"Observation?subject.name=peter", []string{"Observation/o1"}},
 		{"Patient?_has:Observation:subject:code=8867-4", []string{"Patient/p1"}},
 	} {
-		got := e.ids(c.q)
+		got := e.ids(t, c.q)
 		if !eq(got, c.want) {
 			t.Errorf("%s: got %v want %v", c.q, got, c.want)
 		}
 	}
-	b := e.search("Observation?_include=Observation:subject")
+	b := e.search(t, "Observation?_include=Observation:subject")
 	t.Logf("%v", b)
 }
