@@ -260,6 +260,7 @@ func customerKey(t *testing.T, c *cluster) {
 			return err == nil && r.status == 403
 		})
 		t.Logf("revocation (policy removed) refused reads on every node after %v (interval %v)", lat, interval)
+		checkSpread(t, "revocation", lat)
 		for _, n := range c.nodes {
 			r := n.do(t, "POST", "/fhir/acme/Patient", patient("Whilerevoked", ""))
 			if r.status != 403 || !strings.Contains(string(r.body), "cmk-access-lost") {
@@ -280,6 +281,7 @@ func customerKey(t *testing.T, c *cluster) {
 			return err == nil && r.status == 200
 		})
 		t.Logf("restore (policy granted) served reads on every node after %v (interval %v)", lat, interval)
+		checkSpread(t, "restore", lat)
 		for _, n := range c.nodes {
 			for _, id := range ids {
 				n.want(t, 200, "GET", "/fhir/acme/Patient/"+id, nil)
@@ -356,4 +358,20 @@ func conditionalCreate(t *testing.T, probe *node) func(n *node, ident string) (i
 	}
 	t.Skip("conditional create is not supported yet (neither POST If-None-Exist nor a transaction entry's ifNoneExist): nothing to race")
 	return nil
+}
+
+// checkSpread fails t when the nodes saw a status change far apart. Each
+// node's monitor ticks at its own phase, so by polling alone the spread is
+// up to one interval; with the change notified (LISTEN/NOTIFY) the other
+// nodes follow the first within milliseconds.
+func checkSpread(t *testing.T, what string, lat []time.Duration) {
+	t.Helper()
+	lo, hi := lat[0], lat[0]
+	for _, d := range lat {
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	t.Logf("%s: spread between the first and the last node %v", what, hi-lo)
+	if hi-lo > 300*time.Millisecond {
+		t.Errorf("%s reached the nodes %v apart: the change did not propagate by notification", what, hi-lo)
+	}
 }
