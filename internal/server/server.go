@@ -13,7 +13,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -291,16 +290,10 @@ func startVault(ctx context.Context, o Options, log *slog.Logger) (*vault.Vault,
 		}
 	}()
 	tokenFile := VaultTokenFile(o.DataDir)
-	if _, err := os.Stat(tokenFile); errors.Is(err, fs.ErrNotExist) {
-		tok, err := v.IssueToken(ctx, VaultPrincipal)
-		if err != nil {
-			v.Close()
-			return nil, fmt.Errorf("server: provision vault token: %w", err)
-		}
-		if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
-			v.Close()
-			return nil, fmt.Errorf("server: write vault token: %w", err)
-		}
+	if _, created, err := v.EnsureTokenFile(ctx, VaultPrincipal, tokenFile); err != nil {
+		v.Close()
+		return nil, fmt.Errorf("server: provision vault token: %w", err)
+	} else if created {
 		log.Info("provisioned Kiln's vault principal (no permissions yet)", "principal", VaultPrincipal, "tokenFile", tokenFile)
 	}
 	return v, nil
