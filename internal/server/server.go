@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -269,7 +270,19 @@ func openStore(ctx context.Context, o Options) (store.Store, error) {
 		}
 		return st, nil
 	}
-	return nil, fmt.Errorf("server: store %q: want postgres://… or sqlite:PATH", o.Store)
+	return nil, fmt.Errorf("server: store %q: want postgres://… or sqlite:PATH", redactURL(o.Store))
+}
+
+// redactURL hides a password in a store URL for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		if strings.Contains(s, "@") {
+			return "(unparsable URL with credentials)"
+		}
+		return s
+	}
+	return u.Redacted()
 }
 
 // startVault opens the embedded vault in {data}/vault, serves it, and
