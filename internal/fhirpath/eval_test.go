@@ -309,3 +309,31 @@ func TestWorkBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+type countingModel struct {
+	staticModel
+	calls int
+}
+
+func (c *countingModel) ElementTypes(typeName, element string) []string {
+	c.calls++
+	return c.staticModel.ElementTypes(typeName, element)
+}
+
+func TestCachedModel(t *testing.T) {
+	inner := &countingModel{staticModel: staticModel{"Patient.name": {"HumanName"}}}
+	m := fhirpath.CachedModel(inner)
+	res := decode(t, `{"resourceType":"Patient","name":[{"family":"A"}],"gender":"x"}`)
+	e := fhirpath.MustCompile("Patient.name | Patient.gender | Patient.unknown")
+	for i := 0; i < 5; i++ {
+		nodes, err := e.Evaluate(res, fhirpath.Env{Model: m})
+		if err != nil || len(nodes) != 2 || nodes[0].Type != "HumanName" {
+			t.Fatalf("%+v %v", nodes, err)
+		}
+	}
+	// Three questions (name, gender, unknown), each asked once, including
+	// those the model cannot answer.
+	if inner.calls != 3 {
+		t.Errorf("inner model asked %d times, want 3", inner.calls)
+	}
+}
