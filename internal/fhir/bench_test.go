@@ -112,3 +112,15 @@ func BenchmarkNewModel(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeEncodingJSON decodes the same Patient with encoding/json
+// (UseNumber) into map[string]any, as a yardstick for Decode.
+func BenchmarkDecodeEncodingJSON(b *testing.B) {
+	data := benchResource(b, "Patient", validPatient)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		stdDecode(b, data)
+	}
+}

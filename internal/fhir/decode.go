@@ -59,6 +59,28 @@ func Decode(data []byte) (map[string]any, error) {
 type decoder struct {
 	data []byte
 	pos  int
+	// keys interns object keys, which repeat heavily in FHIR JSON
+	// ("system", "code", "url", ...): a small direct-mapped cache indexed
+	// by a hash of the key bytes.
+	keys [128]string
+}
+
+// intern returns b as a string, reusing an earlier allocation for the same
+// bytes when the cache holds one.
+func (d *decoder) intern(b []byte) string {
+	if len(b) > 32 {
+		return string(b)
+	}
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	slot := &d.keys[h%uint32(len(d.keys))]
+	if *slot == string(b) {
+		return *slot
+	}
+	*slot = string(b)
+	return *slot
 }
 
 func (d *decoder) errorf(format string, args ...any) *DecodeError {
@@ -145,7 +167,7 @@ func (d *decoder) object(depth int) (map[string]any, error) {
 			return nil, d.errorf("expected a string key in object")
 		}
 		keyOff := d.pos
-		key, err := d.str()
+		key, err := d.key()
 		if err != nil {
 			return nil, err
 		}
@@ -253,6 +275,22 @@ func (d *decoder) number() (json.Number, error) {
 	}
 	d.pos = p
 	return json.Number(d.data[start:p]), nil
+}
+
+// key parses an object key: like str, but interned when it has no escapes.
+func (d *decoder) key() (string, error) {
+	start := d.pos + 1
+	for p := start; p < len(d.data); p++ {
+		c := d.data[p]
+		if c == '"' {
+			d.pos = p + 1
+			return d.intern(d.data[start:p]), nil
+		}
+		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+	}
+	return d.str()
 }
 
 // str parses a JSON string starting at the opening quote.
