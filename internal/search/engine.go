@@ -38,6 +38,9 @@ type Searcher struct {
 	cfg Config
 	ps  *params
 	log *slog.Logger
+	// brute disables the token path: every resource of the type is a
+	// candidate and the post-filter decides (the oracle in tests).
+	brute bool
 }
 
 // New builds a Searcher.
@@ -269,6 +272,9 @@ func (r *run) find(typ string, raws []rawCriterion) ([]store.Ref, error) {
 		if len(cl) == 0 {
 			return nil, nil // an empty OR-set matches nothing
 		}
+	}
+	if r.s.brute {
+		clauses, exact = nil, len(crits) == 0
 	}
 	refs, err := r.s.cfg.Store.Lookup(r.ctx, r.account, store.Match{Types: []string{typ}, Clauses: clauses, MaxSeq: r.maxSeq})
 	if err != nil {

@@ -95,3 +95,19 @@ func testKeys(t testing.TB) *seal.AccountKeys {
 	}
 	return k
 }
+
+func syntheaGlob() ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(syntheaDir, "*.json.gz"))
+	sort.Strings(files)
+	return files, err
+}
+
+func decodeFixture(t testing.TB, s string) map[string]any {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
