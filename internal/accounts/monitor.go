@@ -163,7 +163,10 @@ func (r *Registry) checkLocked(ctx context.Context, e *entry) {
 
 	if e.lost.Load() != nil || e.doc.Encryption.KeyStatus != StatusActive {
 		ak, err := r.unlock(ctx, e.doc, e.name)
-		if err != nil {
+		if errors.Is(err, errServiceLayer) {
+			r.log.Error("key check: this node cannot unwrap with the service-managed key; status left unchanged", "account", e.name, "err", err)
+			return
+		} else if err != nil {
 			reason, status := classify(err)
 			r.markLostLocked(ctx, e, status, reason, err)
 			return

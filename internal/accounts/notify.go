@@ -60,6 +60,15 @@ func (r *Registry) Follow(ctx context.Context, sub AccountSubscriber) error {
 }
 
 // refresh re-reads one cached account, or every cached account for "".
+// errServiceLayer marks a failure to unwrap the inner layer with the
+// service-managed key. That key is the node's own (a file every node must
+// hold the same copy of), so such a failure is this node's fault, never
+// the customer's: it must not be persisted as the account's key status,
+// which every other node would follow (and which, for a service-key
+// account, no check would ever restore). The request fails as a server
+// error and the log says why.
+var errServiceLayer = errors.New("accounts: service-managed key layer (is this node's service key the cluster's?)")
+
 // errSwitchedElsewhere reports that a rewrap lost its compare-and-swap to
 // another node that made the very same switch: the ring is as wanted, but
 // this node did not write it (so it must not audit a rotation).

@@ -404,7 +404,7 @@ func (r *Registry) Keys(ctx context.Context, name string) (*seal.AccountKeys, er
 			return nil, err
 		}
 		var ke *keys.Error
-		if errors.As(err, &ke) {
+		if errors.As(err, &ke) && !errors.Is(err, errServiceLayer) {
 			reason, status := classify(err)
 			r.markLostLocked(ctx, e, status, reason, err)
 			return nil, e.lost.Load()
@@ -454,11 +454,11 @@ func (r *Registry) unwrapARK(ctx context.Context, d *document) (secret.Bytes, er
 	}
 	sk, err := r.cfg.Keys.Open(ctx, inner.KeyID)
 	if err != nil {
-		return secret.Bytes{}, fmt.Errorf("accounts: service key: %w", err)
+		return secret.Bytes{}, fmt.Errorf("%w: open: %w", errServiceLayer, err)
 	}
 	raw, err := sk.Unwrap(ctx, inner)
 	if err != nil {
-		return secret.Bytes{}, fmt.Errorf("accounts: service layer: %w", err)
+		return secret.Bytes{}, fmt.Errorf("%w: %w", errServiceLayer, err)
 	}
 	if len(raw) != seal.RootKeySize {
 		return secret.Bytes{}, errors.New("accounts: unwrapped root key has the wrong size")
