@@ -173,6 +173,25 @@ func TestResultControl(t *testing.T) {
 			t.Errorf("_include=*: %v", b)
 		}
 	})
+	t.Run("compartment", func(t *testing.T) {
+		r := e.inst.Do(t, "GET", base+"/Patient/p1/Observation", nil).Want(t, 200).JSON(t)
+		if got := matchIDs(r); !eq(got, []string{"Observation/o1", "Observation/o4"}) {
+			t.Errorf("Patient/p1/Observation: %v", got)
+		}
+		r = e.inst.Do(t, "GET", base+"/Patient/p1/Observation?code=8867-4", nil).Want(t, 200).JSON(t)
+		if got := matchIDs(r); !eq(got, []string{"Observation/o1"}) {
+			t.Errorf("Patient/p1/Observation?code: %v", got)
+		}
+		if l := links(r)["self"]; !strings.Contains(l, "/Patient/p1/Observation?") {
+			t.Errorf("self link %q", l)
+		}
+		r = e.inst.Do(t, "GET", base+"/Patient/p1/*", nil).Want(t, 200).JSON(t)
+		want := []string{"Patient/p1", "Observation/o1", "Observation/o4", "RiskAssessment/ra1", "Condition/c1"}
+		if got := matchIDs(r); !eq(got, want) {
+			t.Errorf("Patient/p1/*: %v", got)
+		}
+		e.inst.Do(t, "GET", base+"/Observation/o1/Patient", nil).Want(t, 400)
+	})
 	t.Run("post _search", func(t *testing.T) {
 		r := e.inst.Do(t, "POST", base+"/Patient/_search", "family=chal", "Content-Type", "application/x-www-form-urlencoded").Want(t, 200)
 		if got := matchIDs(r.JSON(t)); !eq(got, []string{"Patient/p1"}) {

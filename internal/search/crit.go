@@ -60,6 +60,26 @@ type crit struct {
 	isHas bool
 	// compTypes are the component types of a composite.
 	compTypes []string
+	// compartment: any of these reference parameters points to owner, or
+	// the resource is the owner itself.
+	compParams []*param
+	owner      string // "Type/id"
+	self       bool   // the searched type is the compartment type
+}
+
+// compartmentCrit builds the criterion "in compartment comp" for typ; nil
+// when typ has no link to the compartment.
+func compartmentCrit(ps *params, comp *compartmentSpec, typ string) *crit {
+	c := &crit{owner: comp.typ + "/" + comp.id, self: typ == comp.typ}
+	for _, code := range compartments[comp.typ][typ] {
+		if p, ok := ps.lookup(typ, code); ok && p.Type == searchparam.Reference && p.expr != nil {
+			c.compParams = append(c.compParams, p)
+		}
+	}
+	if len(c.compParams) == 0 && typ != comp.typ {
+		return nil
+	}
+	return c
 }
 
 // maxClauseTokens bounds the size of one OR-set sent to the store; larger
@@ -69,6 +89,17 @@ const maxClauseTokens = 5000
 // plan returns the clauses of c (AND of OR-sets) and whether the token
 // match alone is exactly c's FHIR semantics.
 func (c *crit) plan() ([]clause, bool) {
+	if c.owner != "" {
+		cl := clause{}
+		for _, p := range c.compParams {
+			cl = append(cl, tok{p.Code, kRef, c.owner})
+		}
+		if c.self { // the owner itself
+			_, id, _ := strings.Cut(c.owner, "/")
+			cl = append(cl, tok{"_id", kTokC, id})
+		}
+		return []clause{cl}, true
+	}
 	if c.missing == 1 {
 		return nil, false
 	}
@@ -543,6 +574,20 @@ func numMatch(q qval, t *big.Rat) bool {
 
 // match reports whether res (with store metadata) satisfies c.
 func (c *crit) match(ps *params, res map[string]any, typ, id string) bool {
+	if c.owner != "" {
+		if typ+"/"+id == c.owner {
+			return true
+		}
+		for _, p := range c.compParams {
+			v := ps.extract(p, res)
+			for _, r := range v.refs {
+				if r.local() == c.owner {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	if c.isHas {
 		return c.idSet[id]
 	}

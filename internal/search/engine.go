@@ -245,7 +245,12 @@ func (r *run) resolveHas(typ string, rc rawCriterion) (*crit, error) {
 // find returns the refs of current resources of typ matching every raw
 // criterion (AND), ordered by id.
 func (r *run) find(typ string, raws []rawCriterion) ([]store.Ref, error) {
-	var crits []*crit
+	return r.findCrits(typ, raws, nil)
+}
+
+// findCrits is find with extra resolved criteria (a compartment).
+func (r *run) findCrits(typ string, raws []rawCriterion, extra []*crit) ([]store.Ref, error) {
+	crits := append([]*crit(nil), extra...)
 	for _, rc := range raws {
 		c, err := r.resolve(typ, rc)
 		if err != nil {

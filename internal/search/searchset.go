@@ -25,11 +25,45 @@ const maxIncludes = 1000
 // rest.Searcher. Errors are *resources.InvalidError for bad queries, or the
 // account's and store's errors.
 func (s *Searcher) Search(req *http.Request, account string, types []string, params url.Values, base string) ([]byte, error) {
-	b, err := s.search(req, account, types, params, base)
+	b, err := s.search(req, account, types, params, base, nil)
 	return b, toInvalid(err)
 }
 
-func (s *Searcher) search(req *http.Request, account string, types []string, params url.Values, base string) ([]byte, error) {
+// SearchCompartment answers [base]/{compartment}/{id}/{type}?… (type "*"
+// for every type in the compartment): a search of the types restricted to
+// resources that the R4 CompartmentDefinition of compartment links to
+// compartment/id. It implements rest.CompartmentSearcher.
+func (s *Searcher) SearchCompartment(req *http.Request, account, compartment, id, typ string, params url.Values, base string) ([]byte, error) {
+	def, ok := compartments[compartment]
+	if !ok {
+		return nil, toInvalid(unsupported(compartment, "%s is not a compartment type (Patient, Encounter, RelatedPerson, Practitioner, Device)", compartment))
+	}
+	var types []string
+	if typ == "*" {
+		for t := range def {
+			types = append(types, t)
+		}
+		if _, ok := def[compartment]; !ok {
+			types = append(types, compartment)
+		}
+		sort.Strings(types)
+	} else {
+		if !s.ps.reg.IsResourceType(typ) {
+			return nil, fmt.Errorf("%w: %q", resources.ErrUnknownType, typ)
+		}
+		types = []string{typ}
+	}
+	comp := &compartmentSpec{typ: compartment, id: id, path: base + "/" + compartment + "/" + id + "/" + typ}
+	b, err := s.search(req, account, types, params, base, comp)
+	return b, toInvalid(err)
+}
+
+// compartmentSpec restricts a search to one compartment.
+type compartmentSpec struct {
+	typ, id, path string
+}
+
+func (s *Searcher) search(req *http.Request, account string, types []string, params url.Values, base string, comp *compartmentSpec) ([]byte, error) {
 	q, err := parseQuery(params)
 	if err != nil {
 		return nil, err
@@ -40,7 +74,12 @@ func (s *Searcher) search(req *http.Request, account string, types []string, par
 	}
 	path := base
 	system := len(types) == 0
-	if system {
+	if comp != nil {
+		path = comp.path
+		if q.ctl.typesGiven {
+			return nil, bad("_type", "_type applies to system-level search only")
+		}
+	} else if system {
 		if q.ctl.typesGiven {
 			for _, t := range q.ctl.types {
 				if !s.ps.reg.IsResourceType(t) {
@@ -58,7 +97,7 @@ func (s *Searcher) search(req *http.Request, account string, types []string, par
 		}
 	}
 	canon := canonicalQuery(params)
-	hashInput := strings.Join(types, ",") + "?" + canon
+	hashInput := path + "|" + strings.Join(types, ",") + "?" + canon
 	offset := 0
 	if q.ctl.page != "" {
 		c, err := decodePage(r.keys, hashInput, q.ctl.page)
@@ -71,7 +110,19 @@ func (s *Searcher) search(req *http.Request, account string, types []string, par
 	}
 
 	var all []store.Ref
-	if system && len(q.crits) == 0 {
+	if comp != nil {
+		for _, t := range types {
+			c := compartmentCrit(s.ps, comp, t)
+			if c == nil {
+				continue
+			}
+			refs, err := r.findCrits(t, q.crits, []*crit{c})
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, refs...)
+		}
+	} else if system && len(q.crits) == 0 {
 		var ts []string
 		if q.ctl.typesGiven {
 			ts = types
@@ -92,7 +143,7 @@ func (s *Searcher) search(req *http.Request, account string, types []string, par
 		if all, err = r.sortRefs(all, q.ctl.sort); err != nil {
 			return nil, err
 		}
-	} else if system {
+	} else if system || comp != nil {
 		sortRefs(all)
 	}
 	total := len(all)
