@@ -24,6 +24,42 @@ type Searcher interface {
 	Search(r *http.Request, account string, types []string, params url.Values, base string) ([]byte, error)
 }
 
+// CompartmentSearcher is implemented by a Searcher that supports
+// compartment search: GET [base]/{compartment}/{id}/{type} (type "*" for
+// every type in the compartment).
+type CompartmentSearcher interface {
+	SearchCompartment(r *http.Request, account, compartment, id, typ string, params url.Values, base string) ([]byte, error)
+}
+
+// compartmentSearch handles GET [base]/{compartment}/{id}/{type}.
+func (a *API) compartmentSearch(w http.ResponseWriter, r *http.Request, req *request, compartment, id, typ string) {
+	cs, ok := a.cfg.Searcher.(CompartmentSearcher)
+	if !ok {
+		a.writeError(w, r, notSupported("compartment search is not supported"))
+		return
+	}
+	if err := a.res.CheckType(compartment); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if typ != "*" {
+		if err := a.res.CheckType(typ); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	if !validID(id) {
+		a.writeError(w, r, badRequest("id", "%q is not a valid FHIR id", id))
+		return
+	}
+	body, err := cs.SearchCompartment(r, req.account, compartment, id, typ, r.URL.Query(), req.base)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.writeBody(w, r, http.StatusOK, body)
+}
+
 // Config wires an API.
 type Config struct {
 	Resources *resources.Service
@@ -167,6 +203,8 @@ func (a *API) route(w http.ResponseWriter, r *http.Request, req *request) {
 		default:
 			a.methodNotAllowed(w, r, "GET, HEAD, PUT, DELETE")
 		}
+	case len(s) == 3 && s[2] != "_history" && s[2] != "_search" && (m == http.MethodGet || m == http.MethodHead):
+		a.compartmentSearch(w, r, req, s[0], s[1], s[2])
 	case len(s) == 3 && s[2] == "_history":
 		a.only(w, r, req, http.MethodGet, func(w http.ResponseWriter, r *http.Request, req *request) { a.history(w, r, req, s[0], s[1]) })
 	case len(s) == 4 && s[2] == "_history":
