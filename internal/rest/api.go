@@ -272,7 +272,7 @@ func (a *API) negotiate(r *http.Request, req *request) error {
 	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 		if ct := r.Header.Get("Content-Type"); ct != "" {
 			mt, _, err := mime.ParseMediaType(ct)
-			if err != nil || !(mt == "application/fhir+json" || mt == "application/json" || mt == "application/x-www-form-urlencoded" && strings.HasSuffix(r.URL.Path, "/_search")) {
+			if err != nil || !(mt == "application/fhir+json" || mt == "application/json" || mt == "application/json+fhir" || mt == "application/x-www-form-urlencoded" && strings.HasSuffix(r.URL.Path, "/_search")) {
 				return &httpError{status: 415, code: "not-supported", detail: DetailUnsupportedType, msg: "Content-Type " + ct + " is not supported; send application/fhir+json"}
 			}
 		}
