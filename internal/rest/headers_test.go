@@ -162,7 +162,8 @@ func TestFormatNegotiation(t *testing.T) {
 			in.Do(t, "PUT", read, `{"resourceType":"Patient","id":"`+id+`"}`, "Content-Type", ct).Outcome(t, http.StatusUnsupportedMediaType)
 		})
 	}
-	for _, ct := range []string{"application/fhir+json", "application/fhir+json; charset=utf-8", "application/json"} {
+	// application/json+fhir is the DSTU2 name, which Accept and _format take too.
+	for _, ct := range []string{"application/fhir+json", "application/fhir+json; charset=utf-8", "application/fhir+json;fhirVersion=4.0", "application/json", "application/json+fhir"} {
 		in.Do(t, "POST", base+"/Patient", `{"resourceType":"Patient"}`, "Content-Type", ct).Want(t, 201)
 	}
 }
