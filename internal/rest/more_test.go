@@ -78,3 +78,24 @@ func TestIfMatchAfterDelete(t *testing.T) {
 		t.Errorf("history %d entries, want 3", n)
 	}
 }
+
+// TestRoundTripFidelity: decimals keep their precision (R4 JSON: "1.10" is
+// not "1.1") and strings their exact characters, through create, read,
+// vread and history.
+func TestRoundTripFidelity(t *testing.T) {
+	in := start(t)
+	for _, v := range []string{"1.10", "0.000001", "12345678901234567890.123", "1e2", "100", "-0.50"} {
+		id, _ := create(t, in, "Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":`+v+`}}`)
+		for _, target := range []string{"/Observation/" + id, "/Observation/" + id + "/_history/1", "/Observation/" + id + "/_history"} {
+			r := in.Do(t, "GET", base+target, nil).Want(t, 200)
+			if !strings.Contains(string(r.Body), `"value":`+v+`}`) {
+				t.Errorf("decimal %s not preserved by GET %s: %s", v, target, r.Body)
+			}
+		}
+	}
+	name := "Zoë \u2028 <b>&amp; \U0001F600 \\ \" tab\t"
+	id, _ := create(t, in, "Patient", patient("", name))
+	if got := family(in.Do(t, "GET", base+"/Patient/"+id, nil).Want(t, 200).JSON(t)); got != name {
+		t.Errorf("string changed: %q, want %q", got, name)
+	}
+}
