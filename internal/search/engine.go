@@ -226,17 +226,49 @@ func (r *run) resolveHas(typ string, rc rawCriterion) (*crit, error) {
 	if err != nil {
 		return nil, err
 	}
-	docs, err := r.open(refs)
+	c := &crit{raw: rc, isHas: true, idSet: map[string]bool{}}
+	add := func(local string) {
+		if t, id, ok := strings.Cut(local, "/"); ok && t == typ && id != "" {
+			c.idSet[id] = true
+		}
+	}
+	// Read the references from the sealed sort values when they list them
+	// in full (no body to decrypt and parse); open the rest.
+	var rest []store.Ref
+	if refP.sortable() && !r.s.brute {
+		vals, err := r.s.cfg.Store.Sorts(r.ctx, r.account, r.keys.Token(h.typ, refP.Code, kSort, ""), refs)
+		if err != nil {
+			return nil, fmt.Errorf("search: _has references: %w", err)
+		}
+		for _, ref := range refs {
+			sealed, ok := vals[ref]
+			if !ok {
+				continue // no value: no local reference
+			}
+			plain, err := r.keys.Open(sealed, seal.Binding{Account: r.account, Type: ref.Type, ID: ref.ID, Purpose: "sort:" + refP.Code})
+			if err != nil {
+				return nil, fmt.Errorf("search: open sort value of %s/%s: %w", ref.Type, ref.ID, err)
+			}
+			_, _, list, ok := splitSortKey(plain)
+			if !ok || list == nil {
+				rest = append(rest, ref)
+				continue
+			}
+			for _, l := range list {
+				add(l)
+			}
+		}
+	} else {
+		rest = refs
+	}
+	docs, err := r.open(rest)
 	if err != nil {
 		return nil, err
 	}
-	c := &crit{raw: rc, isHas: true, idSet: map[string]bool{}}
 	for _, d := range docs {
 		v := r.s.ps.extract(refP, d.res)
 		for _, rv := range v.refs {
-			if rv.typ == typ && rv.id != "" {
-				c.idSet[rv.id] = true
-			}
+			add(rv.local())
 		}
 	}
 	return c, nil

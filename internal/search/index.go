@@ -236,9 +236,19 @@ func uriPrefixes(u string) []string {
 	return out
 }
 
-// sortKey encodes the smallest and largest value of v so that bytes.Compare
-// on the first part orders ascending and on the second part descending:
-// 4-byte length of min, min, max.
+// maxSortRefs is the most references a sort value lists in full (see
+// sortKey).
+const maxSortRefs = 16
+
+// sortKey encodes the sealed sort value of v:
+//
+//	u32 len(min) | min | u32 len(max) | max | refs
+//
+// bytes.Compare on min orders ascending and on max descending. For
+// reference parameters refs lists every distinct local reference
+// ("Type/id") as u16 length + bytes when there are at most maxSortRefs of
+// them (so _has can read a resource's references without decrypting its
+// body); otherwise, and for other types, refs is empty.
 func sortKey(v *values) []byte {
 	var keys [][]byte
 	for _, s := range v.strs {
@@ -249,9 +259,15 @@ func sortKey(v *values) []byte {
 			keys = append(keys, []byte(t.code))
 		}
 	}
+	var locals []string
+	seen := map[string]bool{}
 	for _, r := range v.refs {
 		if l := r.local(); l != "" {
 			keys = append(keys, []byte(l))
+			if !seen[l] {
+				seen[l] = true
+				locals = append(locals, l)
+			}
 		} else if r.url != "" {
 			keys = append(keys, []byte(r.url))
 		}
@@ -260,15 +276,13 @@ func sortKey(v *values) []byte {
 		keys = append(keys, []byte(u))
 	}
 	var lo, hi []byte
-	if len(v.dates) > 0 {
-		for _, d := range v.dates {
-			a, b := timeKey(d.lo()), timeKey(d.hi())
-			if lo == nil || bytes.Compare(a, lo) < 0 {
-				lo = a
-			}
-			if hi == nil || bytes.Compare(b, hi) > 0 {
-				hi = b
-			}
+	for _, d := range v.dates {
+		a, b := timeKey(d.lo()), timeKey(d.hi())
+		if lo == nil || bytes.Compare(a, lo) < 0 {
+			lo = a
+		}
+		if hi == nil || bytes.Compare(b, hi) > 0 {
+			hi = b
 		}
 	}
 	for _, n := range v.nums {
@@ -287,22 +301,54 @@ func sortKey(v *values) []byte {
 	if lo == nil {
 		return nil
 	}
-	out := make([]byte, 4, 4+len(lo)+len(hi))
-	binary.BigEndian.PutUint32(out, uint32(len(lo)))
+	out := make([]byte, 0, 8+len(lo)+len(hi))
+	out = binary.BigEndian.AppendUint32(out, uint32(len(lo)))
 	out = append(out, lo...)
-	return append(out, hi...)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(hi)))
+	out = append(out, hi...)
+	if len(locals) > 0 && len(locals) <= maxSortRefs {
+		sort.Strings(locals)
+		for _, l := range locals {
+			if len(l) > 0xffff {
+				return out[:8+len(lo)+len(hi)]
+			}
+			out = binary.BigEndian.AppendUint16(out, uint16(len(l)))
+			out = append(out, l...)
+		}
+	}
+	return out
 }
 
-// splitSortKey returns the ascending and descending parts of a sort key.
-func splitSortKey(k []byte) (asc, desc []byte, ok bool) {
-	if len(k) < 4 {
-		return nil, nil, false
+// splitSortKey returns the ascending and descending parts of a sort value,
+// and its full reference list (nil when not recorded).
+func splitSortKey(k []byte) (asc, desc []byte, refs []string, ok bool) {
+	next := func() ([]byte, bool) {
+		if len(k) < 4 {
+			return nil, false
+		}
+		n := binary.BigEndian.Uint32(k)
+		if uint64(n) > uint64(len(k)-4) {
+			return nil, false
+		}
+		part := k[4 : 4+n]
+		k = k[4+n:]
+		return part, true
 	}
-	n := binary.BigEndian.Uint32(k)
-	if uint64(n) > uint64(len(k)-4) {
-		return nil, nil, false
+	if asc, ok = next(); !ok {
+		return nil, nil, nil, false
 	}
-	return k[4 : 4+n], k[4+n:], true
+	if desc, ok = next(); !ok {
+		return nil, nil, nil, false
+	}
+	for len(k) >= 2 {
+		n := int(binary.BigEndian.Uint16(k))
+		if n > len(k)-2 {
+			return nil, nil, nil, false
+		}
+		refs = append(refs, string(k[2:2+n]))
+		k = k[2+n:]
+	}
+	return asc, desc, refs, len(k) == 0
 }
 
 func timeKey(t time.Time) []byte {

@@ -385,7 +385,7 @@ func (r *run) sortRefs(refs []store.Ref, specs []sortKeySpec) ([]store.Ref, erro
 				if err != nil {
 					return nil, fmt.Errorf("search: open sort value of %s/%s: %w", refs[i].Type, refs[i].ID, err)
 				}
-				asc, desc, ok := splitSortKey(plain)
+				asc, desc, _, ok := splitSortKey(plain)
 				if !ok {
 					continue
 				}
