@@ -228,3 +228,47 @@ func TestFollowReloadAll(t *testing.T) {
 		t.Error("an unknown name was loaded into the cache")
 	}
 }
+
+// TestWrongServiceKeyIsNodeLocal: a registry whose service key differs
+// from the one the ring was wrapped with (a node set up without the
+// cluster's key file) fails its own unwrap with errServiceLayer, and
+// neither reports nor persists lost key access; the stored row, which
+// every other node follows, stays Active.
+func TestWrongServiceKeyIsNodeLocal(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "kiln.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	good := newNodeRegistry(t, st, filepath.Join(dir, "keys-good"))
+	if _, err := good.Create(ctx, Spec{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := st.GetAccount(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := newNodeRegistry(t, st, filepath.Join(dir, "keys-other"))
+	for i := 0; i < 2; i++ {
+		_, err = bad.Keys(ctx, "acme")
+		var lost *AccessLostError
+		if !errors.Is(err, errServiceLayer) || errors.As(err, &lost) {
+			t.Fatalf("wrong service key: %v; want errServiceLayer and no AccessLostError", err)
+		}
+	}
+	if info, err := bad.Check(ctx, "acme"); err != nil || info.Encryption.KeyStatus != StatusActive {
+		t.Fatalf("check on the misconfigured node: %+v %v", info, err)
+	}
+	after, err := st.GetAccount(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Rev != before.Rev {
+		t.Fatalf("the misconfigured node rewrote the account row (Rev %d -> %d)", before.Rev, after.Rev)
+	}
+	if _, err := good.Keys(ctx, "acme"); err != nil {
+		t.Fatalf("the node with the right key: %v", err)
+	}
+}
