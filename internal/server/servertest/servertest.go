@@ -51,7 +51,8 @@ func Start(t testing.TB, o server.Options) (*server.Server, string) {
 // "postgres" (a fresh schema in the cluster named by KILN_TEST_POSTGRES,
 // dropped when the test ends; the test skips when that is unset). Running
 // a package's tests once with each value runs its whole suite on both
-// engines.
+// engines. A test that needs one engine (say, it scans the SQLite files)
+// sets Options.Store itself: "sqlite:" pins SQLite in the data directory.
 const EngineEnv = "KILN_TEST_ENGINE"
 
 // Engines returns the values EngineEnv accepts.
