@@ -39,9 +39,14 @@ func loadSynthea(tb testing.TB, e *env, files []string) []map[string]any {
 		}
 		batch = batch[:0]
 	}
+	seen := map[string]bool{} // Organizations and Practitioners recur across bundles
 	for _, f := range files {
 		for _, r := range syntheaResources(tb, f) {
 			typ, id := r["resourceType"].(string), r["id"].(string)
+			if seen[typ+"/"+id] {
+				continue
+			}
+			seen[typ+"/"+id] = true
 			p, err := srv.Resources.PrepareCreate(ctx, keys, typ, id, r)
 			if err != nil {
 				tb.Fatal(err)
