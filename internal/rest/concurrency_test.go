@@ -43,7 +43,7 @@ func TestConcurrentWritesFollowETagRules(t *testing.T) {
 	in := servertest.New(t, server.Options{SQLiteSync: "NORMAL"})
 	const (
 		workers = 50
-		ops     = 16
+		ops     = 10
 	)
 	shared := []string{"c0", "c1", "c2", "c3", "c4"}
 	var (
@@ -322,7 +322,7 @@ func TestConcurrentWritesFollowETagRules(t *testing.T) {
 // all succeed, each with its own version.
 func TestUnconditionalUpdatesUnderContention(t *testing.T) {
 	in := start(t)
-	const writers, each = 20, 8
+	const writers, each = 16, 6
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
