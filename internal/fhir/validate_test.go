@@ -1,8 +1,10 @@
 package fhir_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kilnhealth/kiln/internal/fhir"
@@ -221,4 +223,45 @@ func TestDifferentialBroken(t *testing.T) {
 	}
 	samples = append(samples, sample{name: "valid/Patient", data: []byte(validPatient)}, sample{name: "valid/Observation", data: []byte(validObservation)})
 	compare(t, samples)
+}
+
+// TestValidateEncodingJSONInput checks that maps from encoding/json (float64
+// numbers) validate like Decode's output.
+func TestValidateEncodingJSONInput(t *testing.T) {
+	m := newModel(t)
+	for _, c := range brokenCases() {
+		var res map[string]any
+		if err := json.Unmarshal([]byte(c.json), &res); err != nil {
+			continue // encoding/json may reject what the case needs (none today)
+		}
+		fromDecode := issuesOf(t, m, c.json)
+		fromStd := m.Validate(res)
+		if len(fromDecode) != len(fromStd) {
+			t.Errorf("%s: %d issues via Decode, %d via encoding/json: %+v", c.name, len(fromDecode), len(fromStd), fromStd)
+		}
+	}
+}
+
+// TestValidateConcurrent shares one Model between goroutines (run with -race).
+func TestValidateConcurrent(t *testing.T) {
+	m := newModel(t)
+	cases := brokenCases()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, c := range cases {
+				res, err := fhir.Decode([]byte(c.json))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(m.Validate(res)) != len(c.want) {
+					t.Errorf("%s: wrong issue count", c.name)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
