@@ -40,7 +40,8 @@ type Searcher struct {
 	log *slog.Logger
 	// brute disables the token path: every resource of the type is a
 	// candidate and the post-filter decides (the oracle in tests).
-	brute bool
+	brute   bool
+	reindex *Reindexer
 }
 
 // New builds a Searcher.
@@ -54,7 +55,9 @@ func New(cfg Config) (*Searcher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Searcher{cfg: cfg, ps: cfg.Indexer.ps, log: cfg.Logger}, nil
+	s := &Searcher{cfg: cfg, ps: cfg.Indexer.ps, log: cfg.Logger}
+	s.reindex = NewReindexer(s, 0)
+	return s, nil
 }
 
 // SearchParams lists the searchable parameters of a resource type for the

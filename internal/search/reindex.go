@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -154,4 +155,49 @@ func (x *Reindexer) run(ctx context.Context, j *ReindexJob) {
 			return
 		}
 	}
+}
+
+// StartReindex starts or resumes the account's $reindex job and returns its
+// state as a FHIR Parameters resource. It implements rest.ReindexRunner.
+func (s *Searcher) StartReindex(ctx context.Context, account string) ([]byte, error) {
+	if _, err := s.cfg.Resources.Keys(ctx, account); err != nil {
+		return nil, err
+	}
+	return jobParameters(s.reindex.Start(account))
+}
+
+// ReindexStatus returns the account's $reindex job state as a FHIR
+// Parameters resource (state "none" when no job ran in this process).
+func (s *Searcher) ReindexStatus(ctx context.Context, account string) ([]byte, error) {
+	if _, err := s.cfg.Resources.Keys(ctx, account); err != nil {
+		return nil, err
+	}
+	j, ok := s.reindex.Status(account)
+	if !ok {
+		j = ReindexJob{Account: account, State: "none"}
+	}
+	return jobParameters(j)
+}
+
+func jobParameters(j ReindexJob) ([]byte, error) {
+	p := []any{
+		map[string]any{"name": "state", "valueCode": j.State},
+		map[string]any{"name": "done", "valueInteger": j.Done},
+		map[string]any{"name": "skipped", "valueInteger": j.Skipped},
+	}
+	if j.Cursor.Type != "" {
+		p = append(p, map[string]any{"name": "cursor", "valueString": j.Cursor.Type + "/" + j.Cursor.ID})
+	}
+	if !j.Started.IsZero() {
+		p = append(p, map[string]any{"name": "started", "valueInstant": j.Started.Format(time.RFC3339Nano)},
+			map[string]any{"name": "updated", "valueInstant": j.Updated.Format(time.RFC3339Nano)})
+	}
+	if j.Error != "" {
+		p = append(p, map[string]any{"name": "error", "valueString": j.Error})
+	}
+	b, err := json.Marshal(map[string]any{"resourceType": "Parameters", "parameter": p})
+	if err != nil {
+		return nil, fmt.Errorf("search: render reindex state: %w", err)
+	}
+	return b, nil
 }

@@ -2,6 +2,7 @@ package search_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -82,6 +83,26 @@ func TestReindex(t *testing.T) {
 		}
 		if j.State == "failed" || time.Now().After(deadline) {
 			t.Fatalf("job: %+v", j)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	check(1)
+
+	// Over HTTP: POST starts (202), GET reports progress until done.
+	wipe()
+	check(0)
+	r := e.inst.Do(t, "POST", base+"/$reindex", nil).Want(t, 202).JSON(t)
+	if r["resourceType"] != "Parameters" {
+		t.Fatalf("POST $reindex: %v", r)
+	}
+	for {
+		r = e.inst.Do(t, "GET", base+"/$reindex", nil).Want(t, 200).JSON(t)
+		state := fmt.Sprint(r["parameter"].([]any)[0].(map[string]any)["valueCode"])
+		if state == "done" {
+			break
+		}
+		if state != "running" || time.Now().After(deadline) {
+			t.Fatalf("$reindex: %v", r)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
