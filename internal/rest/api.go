@@ -2,6 +2,7 @@ package rest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"mime"
@@ -22,6 +23,43 @@ type Searcher interface {
 	// Bundle JSON. self is the URL of the request for the Bundle's links;
 	// base is the account's FHIR base URL.
 	Search(r *http.Request, account string, types []string, params url.Values, base string) ([]byte, error)
+}
+
+// ReindexRunner is implemented by a Searcher that can rebuild an account's
+// search index: POST [base]/$reindex starts or resumes the job, GET reports
+// its progress. Both answer a Parameters resource.
+type ReindexRunner interface {
+	StartReindex(ctx context.Context, account string) ([]byte, error)
+	ReindexStatus(ctx context.Context, account string) ([]byte, error)
+}
+
+// reindex handles [base]/$reindex.
+func (a *API) reindex(w http.ResponseWriter, r *http.Request, req *request) {
+	rr, ok := a.cfg.Searcher.(ReindexRunner)
+	if !ok {
+		a.writeError(w, r, notSupported("$reindex is not supported"))
+		return
+	}
+	var body []byte
+	var err error
+	switch r.Method {
+	case http.MethodPost:
+		body, err = rr.StartReindex(r.Context(), req.account)
+	case http.MethodGet, http.MethodHead:
+		body, err = rr.ReindexStatus(r.Context(), req.account)
+	default:
+		a.methodNotAllowed(w, r, "GET, POST")
+		return
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if r.Method == http.MethodPost {
+		status = http.StatusAccepted
+	}
+	a.writeBody(w, r, status, body)
 }
 
 // CompartmentSearcher is implemented by a Searcher that supports
@@ -171,6 +209,8 @@ func (a *API) route(w http.ResponseWriter, r *http.Request, req *request) {
 		a.only(w, r, req, http.MethodGet, a.capabilities)
 	case len(s) == 1 && s[0] == "_history":
 		a.only(w, r, req, http.MethodGet, func(w http.ResponseWriter, r *http.Request, req *request) { a.history(w, r, req, "", "") })
+	case len(s) == 1 && s[0] == "$reindex":
+		a.reindex(w, r, req)
 	case len(s) == 1 && s[0] == "_search":
 		a.only(w, r, req, http.MethodPost, func(w http.ResponseWriter, r *http.Request, req *request) { a.search(w, r, req, nil) })
 	case len(s) == 1:
