@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -15,14 +16,19 @@ type RawShape struct {
 	BodySize  int // sealed body bytes (a typical Synthea Patient: ~1.5 KB)
 	Tokens    int // blind index tokens per resource (~20)
 	TokenSize int // bytes per token (16)
+	// TokenIndex keys the token table by token, as a searchable store must
+	// (random inserts: every token lands on a random page). Without it token
+	// rows are appended by rowid: the pure cost of writing the bytes.
+	TokenIndex bool
 }
 
 // RawInserter is the raw-insert ceiling used by benchmarks: it writes rows
 // of the same number and sizes as the create path with plain prepared
 // INSERTs into two minimal tables, with no crypto, no validation, no
-// preconditions, no history indexes and no group commit, in the same
-// durability mode (WAL, synchronous as in Options). Kiln's create path is
-// measured against it (docs/benchmarks.md). It is not a store.
+// preconditions, no history indexes and no current pointer, in the same
+// durability mode and file settings (WAL, synchronous, page size). Kiln's
+// create path is measured against it (docs/benchmarks.md). It is not a
+// store: nothing can be looked up in it.
 //
 // Its database should be a separate file from any Store.
 type RawInserter struct {
@@ -65,9 +71,11 @@ func OpenRawInserter(ctx context.Context, path string, shape RawShape, opts Opti
 		db.Close()
 		return nil, fmt.Errorf("sqlite: raw open %s: %w", path, err)
 	}
-	if _, err := db.ExecContext(ctx, `
-		CREATE TABLE IF NOT EXISTS raw_versions (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
-		CREATE TABLE IF NOT EXISTS raw_tokens (token BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (token, seq)) WITHOUT ROWID;`); err != nil {
+	tokens := "CREATE TABLE IF NOT EXISTS raw_tokens (token BLOB NOT NULL, seq INTEGER NOT NULL)"
+	if shape.TokenIndex {
+		tokens = "CREATE TABLE IF NOT EXISTS raw_tokens (token BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (token, seq)) WITHOUT ROWID"
+	}
+	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS raw_versions (seq INTEGER PRIMARY KEY, body BLOB NOT NULL); "+tokens); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: raw schema: %w", err)
 	}
@@ -97,16 +105,19 @@ func (r *RawInserter) Insert(ctx context.Context, n int) error {
 	}
 	defer tx.Rollback()
 	ver, tok := tx.StmtContext(ctx, r.ver), tx.StmtContext(ctx, r.tok)
-	token := make([]byte, r.shape.TokenSize)
+	buf := make([]byte, (r.shape.TokenSize+7)/8*8)
+	token := buf[:r.shape.TokenSize]
 	for range n {
 		seq := r.next.Add(1)
 		if _, err := ver.ExecContext(ctx, seq, r.payload); err != nil {
 			return fmt.Errorf("sqlite: raw insert: %w", err)
 		}
 		for i := range r.shape.Tokens {
-			// Distinct, well-spread tokens, as HMAC outputs are.
-			for j := range token {
-				token[j] = byte(uint64(seq)*0x9E3779B97F4A7C15>>(j%8*8)) ^ byte(i*31+j)
+			// Distinct, uniformly spread tokens, as HMAC outputs are.
+			x := uint64(seq)<<8 | uint64(i)
+			for j := 0; j < len(buf); j += 8 {
+				x = splitmix64(x)
+				binary.LittleEndian.PutUint64(buf[j:], x)
 			}
 			if _, err := tok.ExecContext(ctx, token, seq); err != nil {
 				return fmt.Errorf("sqlite: raw insert token: %w", err)
@@ -124,4 +135,13 @@ func (r *RawInserter) Close() error {
 	r.ver.Close()
 	r.tok.Close()
 	return r.db.Close()
+}
+
+// splitmix64 is a fast, well-mixing 64-bit permutation (Steele, Lea and
+// Flood, "Fast splittable pseudorandom number generators", 2014).
+func splitmix64(x uint64) uint64 {
+	x += 0x9E3779B97F4A7C15
+	x = (x ^ x>>30) * 0xBF58476D1CE4E5B9
+	x = (x ^ x>>27) * 0x94D049BB133111EB
+	return x ^ x>>31
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kilnhealth/kiln/internal/store"
@@ -13,6 +14,7 @@ import (
 // readStmts are the hot read statements, prepared once on the read pool.
 type readStmts struct {
 	ping, acct, current, versionOf, getAccount, listAccounts *sql.Stmt
+	indexedSeq, tail                                         *sql.Stmt
 }
 
 const versionCols = "v.type, v.id, v.seq, v.version_id, v.last_updated, v.deleted, v.body"
@@ -33,6 +35,8 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 			WHERE a.name = ?`},
 		{&r.getAccount, "SELECT name, created_at, data, rev FROM accounts WHERE name = ?"},
 		{&r.listAccounts, "SELECT name, created_at, data, rev FROM accounts ORDER BY name"},
+		{&r.indexedSeq, "SELECT indexed_seq FROM index_state WHERE id = 1"},
+		{&r.tail, "SELECT acct, type, id, seq, deleted, tokens FROM current WHERE seq > ? ORDER BY seq"},
 	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -44,7 +48,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (r *readStmts) close() {
-	for _, st := range []*sql.Stmt{r.ping, r.acct, r.current, r.versionOf, r.getAccount, r.listAccounts} {
+	for _, st := range []*sql.Stmt{r.ping, r.acct, r.current, r.versionOf, r.getAccount, r.listAccounts, r.indexedSeq, r.tail} {
 		if st != nil {
 			st.Close()
 		}
@@ -259,12 +263,54 @@ func (s *Store) CountHistory(ctx context.Context, account string, q store.Histor
 }
 
 // Lookup returns the refs of current, non-deleted resources matching m,
-// ordered by (type, id).
+// ordered by (type, id). It combines the token index (resources merged up
+// to indexed_seq) with the pending resources committed since, read from
+// their current rows; if a merge commits meanwhile it starts again.
 func (s *Store) Lookup(ctx context.Context, account string, m store.Match) ([]store.Ref, error) {
 	acct, err := s.acctID(ctx, account)
 	if err != nil {
 		return nil, err
 	}
+	for _, clause := range m.Clauses {
+		if len(clause) == 0 {
+			return nil, nil // an empty OR matches nothing
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		indexed, pend, err := s.pendingFor(ctx, acct, m)
+		if err != nil {
+			return nil, s.wrap(err, "lookup %s", account)
+		}
+		refs, err := s.lookupIndexed(ctx, acct, m)
+		if err != nil {
+			return nil, s.wrap(err, "lookup %s", account)
+		}
+		var now int64
+		if err := s.r.indexedSeq.QueryRowContext(ctx).Scan(&now); err != nil {
+			return nil, s.wrap(err, "lookup %s", account)
+		}
+		if now != indexed && attempt < 10 {
+			continue // a merge moved tokens between the two reads
+		}
+		out := refs[:0]
+		for _, r := range refs {
+			if _, ok := pend.all[r]; !ok {
+				out = append(out, r)
+			}
+		}
+		out = append(out, pend.matched...)
+		slices.SortFunc(out, func(a, b store.Ref) int {
+			if c := strings.Compare(a.Type, b.Type); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		return slices.Compact(out), nil
+	}
+}
+
+// lookupIndexed runs m against the token index alone.
+func (s *Store) lookupIndexed(ctx context.Context, acct int64, m store.Match) ([]store.Ref, error) {
 	var args []any
 	typeFilter := func(col string) string {
 		if len(m.Types) == 0 {
@@ -282,9 +328,6 @@ func (s *Store) Lookup(ctx context.Context, account string, m store.Match) ([]st
 	} else {
 		var parts []string
 		for _, clause := range m.Clauses {
-			if len(clause) == 0 {
-				return nil, nil // an empty OR matches nothing
-			}
 			args = append(args, acct)
 			for _, t := range clause {
 				args = append(args, t)
@@ -308,21 +351,18 @@ func (s *Store) Lookup(ctx context.Context, account string, m store.Match) ([]st
 	query += " ORDER BY 1, 2"
 	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, s.wrap(err, "lookup %s", account)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []store.Ref
 	for rows.Next() {
 		var r store.Ref
 		if err := rows.Scan(&r.Type, &r.ID); err != nil {
-			return nil, s.wrap(err, "lookup %s", account)
+			return nil, err
 		}
 		out = append(out, r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, s.wrap(err, "lookup %s", account)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // Sorts returns the sealed sort values under slot for refs; refs without one

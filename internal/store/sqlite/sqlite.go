@@ -46,6 +46,14 @@ type Options struct {
 	// checkpoint (default 10000, 20 MB at 2 KB pages). A larger WAL lets a
 	// checkpoint write each index page once for many commits.
 	CheckpointPages int
+	// MergeEvery is how many committed resource versions may wait before
+	// the writer merges their tokens into the token index (default 4096);
+	// it also merges whenever it has been idle for MergeIdle. Pending tokens
+	// are found by Lookup all the same (docs/storage.md).
+	MergeEvery int
+	// MergeIdle is the idle time after which pending tokens are merged
+	// (default 100ms; negative: never, for tests of the pending path).
+	MergeIdle time.Duration
 	// MaxBatch caps the requests grouped into one transaction (default 256).
 	MaxBatch int
 	// Logger receives operational messages (never data). Default: discard.
@@ -61,6 +69,7 @@ type Store struct {
 	wconn  *sql.Conn
 	rdb    *sql.DB
 	r      readStmts
+	pend   pendingCache
 	w      *writer
 	locks  locks
 	closed atomic.Bool
@@ -82,7 +91,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{path: path, log: log, locks: locks{m: map[string]*lockEntry{}}}
+	s := &Store{path: path, log: log, locks: locks{m: map[string]*lockEntry{}}, pend: pendingCache{byRef: map[pendingKey]pendingEntry{}}}
 	wdb, err := sql.Open("sqlite", writerDSN(path, opts))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -128,7 +137,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.r.prepare(ctx, s.rdb); err != nil {
 		return fail(err)
 	}
-	s.w, err = newWriter(ctx, s.wconn, opts.MaxBatch, log)
+	s.w, err = newWriter(ctx, s.wconn, opts, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -166,6 +175,12 @@ func (o *Options) normalize() error {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
+	if o.MergeEvery <= 0 {
+		o.MergeEvery = 4096
+	}
+	if o.MergeIdle == 0 {
+		o.MergeIdle = 100 * time.Millisecond
+	}
 	return nil
 }
 
@@ -179,6 +194,9 @@ func writerDSN(path string, o Options) string {
 	// Deleted content is zeroed in place where that costs no extra I/O, so a
 	// deleted account's wrapped key ring does not linger in its page.
 	q.Add("_pragma", "secure_delete(FAST)")
+	// Savepoint and statement journals stay in memory: they only serve
+	// ROLLBACK TO within an open transaction, which a crash discards anyway.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	// Blind tokens are random, so each create touches ~20 random index
 	// pages; the page cache keeps the upper levels of that index.
 	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", o.CacheKiB))

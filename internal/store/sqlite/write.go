@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ type request struct {
 	ctx        context.Context
 	fn         func(tx *wtx) error
 	checkpoint bool // truncate the WAL after the group commits (crypto-erase)
+	resources  int  // resource versions it writes (drives token merges)
 	done       chan error
 }
 
@@ -37,6 +39,11 @@ type writer struct {
 	log    *slog.Logger
 
 	groups, requests atomic.Int64 // statistics: transactions and requests committed
+	merges           atomic.Int64
+
+	pending    int // resource versions committed since the last token merge (approximate)
+	mergeEvery int
+	mergeIdle  time.Duration // < 0: no idle merges
 }
 
 // wtx holds the writer's prepared statements; only the writer goroutine uses
@@ -44,6 +51,8 @@ type writer struct {
 type wtx struct {
 	conn                                                           *sql.Conn
 	acct, getCurrent, insVersion, insCurrent, updCurrent, updIndex *sql.Stmt
+	setIndexed, getIndexedSeq, setIndexedSeq, pendingRows          *sql.Stmt
+	bulkIns, bulkDel                                               *sql.Stmt // prepared on first use
 	insToken, delToken, upsSort, delSort                           *sql.Stmt
 	insAccount, updAccount, getAccount                             *sql.Stmt
 	all                                                            []*sql.Stmt
@@ -54,14 +63,16 @@ type wtx struct {
 // writes. Callers' contexts are checked before their request is applied.
 var bg = context.Background()
 
-func newWriter(ctx context.Context, conn *sql.Conn, max int, log *slog.Logger) (*writer, error) {
+func newWriter(ctx context.Context, conn *sql.Conn, o Options, log *slog.Logger) (*writer, error) {
 	w := &writer{
-		conn:   conn,
-		reqs:   make(chan *request, max),
-		quit:   make(chan struct{}),
-		exited: make(chan struct{}),
-		max:    max,
-		log:    log,
+		conn:       conn,
+		reqs:       make(chan *request, o.MaxBatch),
+		quit:       make(chan struct{}),
+		exited:     make(chan struct{}),
+		max:        o.MaxBatch,
+		log:        log,
+		mergeEvery: o.MergeEvery,
+		mergeIdle:  o.MergeIdle,
 	}
 	t := &w.tx
 	t.conn = conn
@@ -70,11 +81,15 @@ func newWriter(ctx context.Context, conn *sql.Conn, max int, log *slog.Logger) (
 		sql string
 	}{
 		{&t.acct, "SELECT id FROM accounts WHERE name = ?"},
-		{&t.getCurrent, "SELECT version_id, deleted, tokens, sort_slots FROM current WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.getCurrent, "SELECT version_id, seq, deleted, tokens, indexed_tokens, sort_slots FROM current WHERE acct = ? AND type = ? AND id = ?"},
 		{&t.insVersion, "INSERT INTO versions (acct, type, id, version_id, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)"},
-		{&t.insCurrent, "INSERT INTO current (acct, type, id, version_id, seq, deleted, tokens, sort_slots) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
+		{&t.insCurrent, "INSERT INTO current (acct, type, id, version_id, seq, deleted, tokens, indexed_tokens, sort_slots) VALUES (?, ?, ?, ?, ?, ?, ?, x'', ?)"},
 		{&t.updCurrent, "UPDATE current SET version_id = ?, seq = ?, deleted = ?, tokens = ?, sort_slots = ? WHERE acct = ? AND type = ? AND id = ?"},
-		{&t.updIndex, "UPDATE current SET tokens = ?, sort_slots = ? WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.updIndex, "UPDATE current SET tokens = ?, indexed_tokens = ?, sort_slots = ? WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.setIndexed, "UPDATE current SET indexed_tokens = ? WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.getIndexedSeq, "SELECT indexed_seq FROM index_state WHERE id = 1"},
+		{&t.setIndexedSeq, "UPDATE index_state SET indexed_seq = ? WHERE id = 1"},
+		{&t.pendingRows, "SELECT acct, type, id, seq, deleted, tokens, indexed_tokens FROM current WHERE seq > ? ORDER BY acct, type, id"},
 		{&t.insToken, "INSERT OR IGNORE INTO tokens (acct, token, type, id) VALUES (?, ?, ?, ?)"},
 		{&t.delToken, "DELETE FROM tokens WHERE acct = ? AND token = ? AND type = ? AND id = ?"},
 		{&t.upsSort, "INSERT INTO sorts (acct, slot, type, id, value) VALUES (?, ?, ?, ?, ?) ON CONFLICT (acct, slot, type, id) DO UPDATE SET value = excluded.value"},
@@ -90,6 +105,15 @@ func newWriter(ctx context.Context, conn *sql.Conn, max int, log *slog.Logger) (
 		}
 		*p.dst = st
 		t.all = append(t.all, st)
+	}
+	var indexed int64
+	err := t.getIndexedSeq.QueryRowContext(ctx).Scan(&indexed)
+	if err == nil {
+		err = conn.QueryRowContext(ctx, "SELECT count(*) FROM current WHERE seq > ?", indexed).Scan(&w.pending)
+	}
+	if err != nil {
+		w.closeStmts()
+		return nil, fmt.Errorf("sqlite: read index state: %w", err)
 	}
 	go w.loop()
 	return w, nil
@@ -109,13 +133,18 @@ func (w *writer) closeStmts() error {
 // its context ended before the writer reached it: the caller always learns
 // which, so a Commit's outcome is never ambiguous.
 func (s *Store) do(ctx context.Context, checkpoint bool, fn func(tx *wtx) error) error {
+	return s.doN(ctx, checkpoint, 0, fn)
+}
+
+// doN is do for a request that writes n resource versions.
+func (s *Store) doN(ctx context.Context, checkpoint bool, n int, fn func(tx *wtx) error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{ctx: ctx, fn: fn, checkpoint: checkpoint, done: make(chan error, 1)}
+	r := &request{ctx: ctx, fn: fn, checkpoint: checkpoint, resources: n, done: make(chan error, 1)}
 	select {
 	case s.w.reqs <- r:
 	case <-s.w.quit:
@@ -145,21 +174,226 @@ func (w *writer) loop() {
 	defer close(w.exited)
 	batch := make([]*request, 0, w.max)
 	last := 0 // size of the previous group
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
 	for {
+		if w.pending > 0 && w.mergeIdle > 0 {
+			idle.Reset(w.mergeIdle)
+		} else {
+			idle.Stop()
+		}
 		select {
 		case r := <-w.reqs:
 			batch = append(batch[:0], r)
+		case <-idle.C:
+			w.mergeNow() // quiet: catch the token index up
+			continue
 		case <-w.quit:
 			w.drain()
 			return
 		}
 		batch = w.gather(batch, last)
 		last = len(batch)
-		w.group(batch)
-		w.groups.Add(1)
+		w.groups.Add(1) // counted before the callers are answered
 		w.requests.Add(int64(len(batch)))
+		w.group(batch)
 		clear(batch)
+		if w.pending >= w.mergeEvery {
+			w.mergeNow()
+		}
 	}
+}
+
+// mergeNow merges every pending resource's tokens into the tokens table in
+// its own transaction.
+func (w *writer) mergeNow() {
+	if _, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+		w.log.Error("sqlite: token merge: begin", "err", err)
+		return
+	}
+	if err := w.tx.merge(); err != nil {
+		w.rollback()
+		w.log.Error("sqlite: token merge", "err", err)
+		return
+	}
+	if _, err := w.conn.ExecContext(bg, "COMMIT"); err != nil {
+		w.rollback()
+		w.log.Error("sqlite: token merge: commit", "err", err)
+		return
+	}
+	w.pending = 0
+	w.merges.Add(1)
+}
+
+type tokenOp struct {
+	acct     int64
+	token    []byte
+	typ, id  string
+	isInsert bool
+}
+
+// merge brings the tokens table up to date with every current row whose
+// seq is above indexed_seq, inside the caller's transaction. Rows are
+// handled in key order, so each index page is written once per merge
+// however many of its tokens change.
+func (tx *wtx) merge() error {
+	var indexed int64
+	if err := tx.getIndexedSeq.QueryRowContext(bg).Scan(&indexed); err != nil {
+		return fmt.Errorf("read indexed seq: %w", err)
+	}
+	rows, err := tx.pendingRows.QueryContext(bg, indexed)
+	if err != nil {
+		return fmt.Errorf("read pending: %w", err)
+	}
+	type res struct {
+		acct    int64
+		typ, id string
+		want    []byte
+	}
+	var ops []tokenOp
+	var changed []res
+	maxSeq := indexed
+	for rows.Next() {
+		var r res
+		var seq int64
+		var deleted bool
+		var tokens, indexedTokens []byte
+		if err := rows.Scan(&r.acct, &r.typ, &r.id, &seq, &deleted, &tokens, &indexedTokens); err != nil {
+			rows.Close()
+			return fmt.Errorf("read pending: %w", err)
+		}
+		maxSeq = max(maxSeq, seq)
+		if deleted {
+			tokens = nil // a delete marker never matches
+		}
+		if bytes.Equal(tokens, indexedTokens) {
+			continue
+		}
+		want, err1 := decodeList(tokens)
+		have, err2 := decodeList(indexedTokens)
+		if err := errors.Join(err1, err2); err != nil {
+			rows.Close()
+			return fmt.Errorf("%s/%s: %w", r.typ, r.id, err)
+		}
+		for _, t := range have {
+			if !containsBytes(want, t) {
+				ops = append(ops, tokenOp{acct: r.acct, token: t, typ: r.typ, id: r.id})
+			}
+		}
+		for _, t := range want {
+			if !containsBytes(have, t) {
+				ops = append(ops, tokenOp{acct: r.acct, token: t, typ: r.typ, id: r.id, isInsert: true})
+			}
+		}
+		r.want = nonNil(tokens)
+		changed = append(changed, r)
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("read pending: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read pending: %w", err)
+	}
+	slices.SortFunc(ops, func(a, b tokenOp) int {
+		if a.acct != b.acct {
+			return cmpInt(a.acct, b.acct)
+		}
+		if c := bytes.Compare(a.token, b.token); c != 0 {
+			return c
+		}
+		if a.typ != b.typ {
+			return strings.Compare(a.typ, b.typ)
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	var dels, ins []tokenOp
+	for _, op := range ops {
+		if op.isInsert {
+			ins = append(ins, op)
+		} else {
+			dels = append(dels, op)
+		}
+	}
+	if err := tx.bulkTokens(dels, false); err != nil {
+		return err
+	}
+	if err := tx.bulkTokens(ins, true); err != nil {
+		return err
+	}
+	for _, r := range changed {
+		if _, err := tx.setIndexed.ExecContext(bg, r.want, r.acct, r.typ, r.id); err != nil {
+			return fmt.Errorf("mark %s/%s indexed: %w", r.typ, r.id, err)
+		}
+	}
+	if maxSeq > indexed {
+		if _, err := tx.setIndexedSeq.ExecContext(bg, maxSeq); err != nil {
+			return fmt.Errorf("set indexed seq: %w", err)
+		}
+	}
+	return nil
+}
+
+// bulkChunk is the number of token rows per multi-row statement: one
+// statement per row would spend most of a merge in per-statement overhead.
+const bulkChunk = 128
+
+// bulkTokens inserts (or deletes) ops, in order, bulkChunk rows per
+// statement.
+func (tx *wtx) bulkTokens(ops []tokenOp, insert bool) error {
+	for len(ops) > 0 {
+		n := min(len(ops), bulkChunk)
+		st, err := tx.bulkStmt(n, insert)
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 4*n)
+		for _, op := range ops[:n] {
+			args = append(args, op.acct, op.token, op.typ, op.id)
+		}
+		if _, err := st.ExecContext(bg, args...); err != nil {
+			return fmt.Errorf("merge tokens: %w", err)
+		}
+		if n < bulkChunk {
+			st.Close()
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
+// bulkStmt returns the statement for n rows; full chunks are prepared once.
+func (tx *wtx) bulkStmt(n int, insert bool) (*sql.Stmt, error) {
+	cached := &tx.bulkDel
+	if insert {
+		cached = &tx.bulkIns
+	}
+	if n == bulkChunk && *cached != nil {
+		return *cached, nil
+	}
+	values := "(?,?,?,?)" + strings.Repeat(",(?,?,?,?)", n-1)
+	q := "DELETE FROM tokens WHERE (acct, token, type, id) IN (VALUES " + values + ")"
+	if insert {
+		q = "INSERT OR IGNORE INTO tokens (acct, token, type, id) VALUES " + values
+	}
+	st, err := tx.conn.PrepareContext(bg, q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare bulk tokens: %w", err)
+	}
+	if n == bulkChunk {
+		*cached = st
+		tx.all = append(tx.all, st)
+	}
+	return st, nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // gatherWait bounds how long a group waits for its followers; it is below
@@ -270,6 +504,11 @@ func (w *writer) group(batch []*request) {
 		failLive(fmt.Errorf("commit: %w", err))
 		return
 	}
+	for _, i := range live {
+		if errs[i] == nil {
+			w.pending += batch[i].resources
+		}
+	}
 	if checkpoint {
 		w.checkpoint()
 	}
@@ -319,7 +558,7 @@ func (s *Store) Commit(ctx context.Context, account string, writes []store.Write
 		}
 	}
 	seqs := make([]int64, len(writes))
-	err := s.do(ctx, false, func(tx *wtx) error {
+	err := s.doN(ctx, false, len(writes), func(tx *wtx) error {
 		acct, err := tx.accountID(account)
 		if err != nil {
 			return err
@@ -375,17 +614,19 @@ func (tx *wtx) accountID(account string) (int64, error) {
 }
 
 type currentRow struct {
-	exists    bool
-	versionID int64
-	deleted   bool
-	tokens    [][]byte
-	slots     [][]byte
+	exists        bool
+	versionID     int64
+	seq           int64
+	deleted       bool
+	tokens        []byte // encoded list
+	indexedTokens []byte // encoded list: what the tokens table holds
+	slots         [][]byte
 }
 
 func (tx *wtx) current(acct int64, typ, id string) (currentRow, error) {
 	var c currentRow
-	var tokens, slots []byte
-	err := tx.getCurrent.QueryRowContext(bg, acct, typ, id).Scan(&c.versionID, &c.deleted, &tokens, &slots)
+	var slots []byte
+	err := tx.getCurrent.QueryRowContext(bg, acct, typ, id).Scan(&c.versionID, &c.seq, &c.deleted, &c.tokens, &c.indexedTokens, &slots)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, nil
 	}
@@ -393,9 +634,7 @@ func (tx *wtx) current(acct int64, typ, id string) (currentRow, error) {
 		return c, err
 	}
 	c.exists = true
-	if c.tokens, err = decodeList(tokens); err == nil {
-		c.slots, err = decodeList(slots)
-	}
+	c.slots, err = decodeList(slots)
 	return c, err
 }
 
@@ -426,7 +665,11 @@ func (tx *wtx) apply(acct int64, account string, w *store.Write) (int64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("insert version %s/%s: %w", v.Type, v.ID, err)
 	}
-	tokens, slots, err := tx.replaceIndex(acct, v.Type, v.ID, cur, w.Tokens, w.Sorts)
+	// Tokens go to the current row only; the writer merges them into the
+	// tokens table later (see merge), and Lookup reads pending ones from
+	// the current rows meanwhile.
+	tokens := encodeList(dedupe(w.Tokens))
+	slots, err := tx.replaceSorts(acct, v.Type, v.ID, cur, w.Sorts)
 	if err != nil {
 		return 0, err
 	}
@@ -441,25 +684,10 @@ func (tx *wtx) apply(acct int64, account string, w *store.Write) (int64, error) 
 	return seq, nil
 }
 
-// replaceIndex makes the token and sort rows of one resource equal to
-// tokens and sorts, touching only what changed, and returns the encoded
-// lists for its current row.
-func (tx *wtx) replaceIndex(acct int64, typ, id string, cur currentRow, tokens [][]byte, sorts []store.SortValue) (encTokens, encSlots []byte, err error) {
-	newTokens := dedupe(tokens)
-	for _, t := range cur.tokens {
-		if !containsBytes(newTokens, t) {
-			if _, err := tx.delToken.ExecContext(bg, acct, t, typ, id); err != nil {
-				return nil, nil, fmt.Errorf("delete token of %s/%s: %w", typ, id, err)
-			}
-		}
-	}
-	for _, t := range newTokens {
-		if !containsBytes(cur.tokens, t) {
-			if _, err := tx.insToken.ExecContext(bg, acct, t, typ, id); err != nil {
-				return nil, nil, fmt.Errorf("insert token of %s/%s: %w", typ, id, err)
-			}
-		}
-	}
+// replaceSorts makes the sort rows of one resource equal to sorts,
+// touching only what changed, and returns the encoded slot list for its
+// current row.
+func (tx *wtx) replaceSorts(acct int64, typ, id string, cur currentRow, sorts []store.SortValue) ([]byte, error) {
 	var newSlots [][]byte
 	for _, sv := range sorts {
 		if !containsBytes(newSlots, sv.Slot) {
@@ -469,16 +697,35 @@ func (tx *wtx) replaceIndex(acct int64, typ, id string, cur currentRow, tokens [
 	for _, slot := range cur.slots {
 		if !containsBytes(newSlots, slot) {
 			if _, err := tx.delSort.ExecContext(bg, acct, slot, typ, id); err != nil {
-				return nil, nil, fmt.Errorf("delete sort of %s/%s: %w", typ, id, err)
+				return nil, fmt.Errorf("delete sort of %s/%s: %w", typ, id, err)
 			}
 		}
 	}
 	for _, sv := range sorts { // a repeated slot: the last value wins
 		if _, err := tx.upsSort.ExecContext(bg, acct, sv.Slot, typ, id, nonNil(sv.Value)); err != nil {
-			return nil, nil, fmt.Errorf("store sort of %s/%s: %w", typ, id, err)
+			return nil, fmt.Errorf("store sort of %s/%s: %w", typ, id, err)
 		}
 	}
-	return encodeList(newTokens), encodeList(newSlots), nil
+	return encodeList(newSlots), nil
+}
+
+// syncTokens makes the token rows of one indexed resource equal to tokens.
+func (tx *wtx) syncTokens(acct int64, typ, id string, indexed [][]byte, tokens [][]byte) error {
+	for _, t := range indexed {
+		if !containsBytes(tokens, t) {
+			if _, err := tx.delToken.ExecContext(bg, acct, t, typ, id); err != nil {
+				return fmt.Errorf("delete token of %s/%s: %w", typ, id, err)
+			}
+		}
+	}
+	for _, t := range tokens {
+		if !containsBytes(indexed, t) {
+			if _, err := tx.insToken.ExecContext(bg, acct, t, typ, id); err != nil {
+				return fmt.Errorf("insert token of %s/%s: %w", typ, id, err)
+			}
+		}
+	}
+	return nil
 }
 
 // ReplaceIndex swaps the tokens and sorts of ref's current version.
@@ -501,11 +748,31 @@ func (s *Store) ReplaceIndex(ctx context.Context, account string, ref store.Ref,
 		if cur.versionID != versionID {
 			return fmt.Errorf("current is v%d, not v%d: %w", cur.versionID, versionID, store.ErrConflict)
 		}
-		encTokens, encSlots, err := tx.replaceIndex(acct, ref.Type, ref.ID, cur, tokens, sorts)
+		// Catch the token index up first, so this resource's rows in the
+		// tokens table are exactly its indexed tokens, then replace them
+		// synchronously.
+		if err := tx.merge(); err != nil {
+			return err
+		}
+		if cur, err = tx.current(acct, ref.Type, ref.ID); err != nil {
+			return err
+		}
+		indexed, err := decodeList(cur.indexedTokens)
 		if err != nil {
 			return err
 		}
-		_, err = tx.updIndex.ExecContext(bg, encTokens, encSlots, acct, ref.Type, ref.ID)
+		want := dedupe(tokens)
+		if cur.deleted {
+			want = nil // a delete marker never matches
+		}
+		if err := tx.syncTokens(acct, ref.Type, ref.ID, indexed, want); err != nil {
+			return err
+		}
+		encSlots, err := tx.replaceSorts(acct, ref.Type, ref.ID, cur, sorts)
+		if err != nil {
+			return err
+		}
+		_, err = tx.updIndex.ExecContext(bg, encodeList(dedupe(tokens)), encodeList(want), encSlots, acct, ref.Type, ref.ID)
 		return err
 	})
 	if err != nil {
@@ -634,11 +901,12 @@ func dedupe(list [][]byte) [][]byte {
 
 // Stats are counters of the writer since Open.
 type Stats struct {
-	Groups   int64 // write transactions (one fsync each under FULL)
-	Requests int64 // requests (Commit, account changes, ReplaceIndex) they carried
+	Groups      int64 // write transactions (one fsync each under FULL)
+	Requests    int64 // requests (Commit, account changes, ReplaceIndex) they carried
+	TokenMerges int64 // transactions that merged pending tokens into the index
 }
 
 // Stats reports how well group commit is grouping.
 func (s *Store) Stats() Stats {
-	return Stats{Groups: s.w.groups.Load(), Requests: s.w.requests.Load()}
+	return Stats{Groups: s.w.groups.Load(), Requests: s.w.requests.Load(), TokenMerges: s.w.merges.Load()}
 }
