@@ -2,6 +2,7 @@ package rest_test
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -161,6 +162,8 @@ func TestOversizedBody(t *testing.T) {
 	b.Write(bytes.Repeat([]byte("x"), 17<<20))
 	b.WriteString(`"}]}`)
 	in.Do(t, "PUT", base+"/Patient/big", bytes.Replace(b.Bytes(), []byte(`{"resourceType"`), []byte(`{"id":"big","resourceType"`), 1)).Outcome(t, http.StatusRequestEntityTooLarge)
+	// Chunked, without Content-Length: the limit still holds.
+	in.Do(t, "POST", base+"/Patient", io.MultiReader(bytes.NewReader(b.Bytes()))).Outcome(t, http.StatusRequestEntityTooLarge)
 	in.Do(t, "GET", base+"/Patient/big", nil).Outcome(t, 404)
 	if h := getBundle(t, in, base+"/_history", "history"); h.Total == nil || *h.Total != 0 {
 		t.Errorf("an oversized write was stored")

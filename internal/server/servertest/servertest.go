@@ -143,7 +143,8 @@ type Response struct {
 
 // Do sends a request and reads the whole response. target is a path
 // ("/fhir/default/Patient") or an absolute URL (a next link). body may be
-// nil, a string, []byte, or any other value (sent as JSON). hdr are
+// nil, a string, []byte, an io.Reader (sent chunked, without
+// Content-Length), or any other value (sent as JSON). hdr are
 // name/value pairs; Content-Type defaults to application/fhir+json when a
 // body is sent. Transport errors fail t.
 func (i *Instance) Do(t testing.TB, method, target string, body any, hdr ...string) *Response {
@@ -172,6 +173,8 @@ func (i *Instance) Try(method, target string, body any, hdr ...string) (*Respons
 		rd = strings.NewReader(b)
 	case []byte:
 		rd = bytes.NewReader(b)
+	case io.Reader: // sent chunked: no Content-Length
+		rd = b
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
