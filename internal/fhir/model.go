@@ -215,12 +215,10 @@ func buildModel(doc *tableDoc) (*Model, error) {
 		}
 		codeSets[url] = set
 	}
-	// Structs: one per complex type and resource, plus one per backbone path.
+	// Structs: one per type (a primitive's holds its id and extension, for
+	// navigation), plus one per backbone path.
 	for _, r := range doc.Types {
 		td := m.types[r.Name]
-		if td.kind == KindPrimitive {
-			continue
-		}
 		td.st = m.newStruct(r.Name)
 		for _, e := range r.Elements {
 			dot := strings.LastIndexByte(e.Path, '.')
@@ -459,7 +457,8 @@ func (m *Model) Element(typeName, element string) (ElementInfo, bool) {
 }
 
 // ElementTypes returns the allowed type codes of element (a name without
-// "[x]") in typeName (a type or resource name, or a backbone path such as
+// "[x]") in typeName (a type or resource name, a primitive type name, whose
+// elements are id and extension, or a backbone path such as
 // "Patient.contact"). Examples:
 //
 //	ElementTypes("Observation", "value")     → [Quantity CodeableConcept string boolean integer Range Ratio SampledData time dateTime Period]
@@ -467,6 +466,7 @@ func (m *Model) Element(typeName, element string) (ElementInfo, bool) {
 //	ElementTypes("Patient.contact", "name")  → [HumanName]
 //	ElementTypes("Patient", "id")            → [id]
 //	ElementTypes("Extension", "url")         → [uri]
+//	ElementTypes("date", "extension")        → [Extension]
 //
 // Primitive types are the FHIR primitive names (string, boolean, ...), never
 // System.*. It returns nil when the type or element is unknown. The caller

@@ -60,6 +60,8 @@ func TestElementTypes(t *testing.T) {
 		{"Questionnaire.item.item", "linkId", []string{"string"}},
 		{"Questionnaire.item", "item", []string{"BackboneElement"}},
 		{"Bundle.entry", "resource", []string{"Resource"}},
+		{"date", "extension", []string{"Extension"}},
+		{"string", "id", []string{"string"}},
 		{"Patient", "valueQuantity", nil},
 		{"Patient", "nope", nil},
 		{"Nope", "id", nil},
