@@ -43,7 +43,10 @@ func sensitiveResources() []struct{ typ, body string } {
 // name (which is stored in plaintext by design) found in the database files.
 func TestNoPlaintextOnDisk(t *testing.T) {
 	dir := t.TempDir()
-	in := servertest.New(t, server.Options{DataDir: dir, VaultAddr: "127.0.0.1:0"})
+	// SQLite whatever KILN_TEST_ENGINE says: this test scans the data dir
+	// (the PostgreSQL dump scan lives in store/postgres).
+	storeURL := "sqlite:" + filepath.Join(dir, "kiln.db")
+	in := servertest.New(t, server.Options{DataDir: dir, Store: storeURL, VaultAddr: "127.0.0.1:0"})
 	const canary = "canary-acct-zq"
 	in.Do(t, "PUT", "/management/accounts/"+canary, nil).Want(t, 201)
 
@@ -120,7 +123,7 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 	os.Remove(ctl)
 
 	// The data is really there: a restart on the same directory reads it all back.
-	again := servertest.New(t, server.Options{DataDir: dir, VaultAddr: "127.0.0.1:0"})
+	again := servertest.New(t, server.Options{DataDir: dir, Store: storeURL, VaultAddr: "127.0.0.1:0"})
 	for i, r := range refs {
 		resp := again.Do(t, "GET", fmt.Sprintf("/fhir/%s/%s/%s/_history/1", r.account, r.typ, r.id), nil).Want(t, 200)
 		if !strings.Contains(string(resp.Body), firstNeedle(i%len(sensitiveResources()))) {
