@@ -34,7 +34,9 @@ type Recorder struct {
 	log     *slog.Logger
 	queue   chan accounts.Event
 	done    chan struct{}
-	once    sync.Once
+
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
 }
 
 // New starts a recorder that writes into account (the system account).
@@ -47,6 +49,12 @@ func New(res *resources.Service, st store.Store, account string, log *slog.Logge
 
 // Record implements accounts.AuditSink.
 func (r *Recorder) Record(_ context.Context, e accounts.Event) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		r.log.Warn("audit recorder closed; AuditEvent not written (the event is in the log)", "account", e.Account, "action", e.Action)
+		return
+	}
 	select {
 	case r.queue <- e:
 	default:
@@ -56,7 +64,12 @@ func (r *Recorder) Record(_ context.Context, e accounts.Event) {
 
 // Close flushes queued events and stops the writer.
 func (r *Recorder) Close() {
-	r.once.Do(func() { close(r.queue) })
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.queue)
+	}
+	r.mu.Unlock()
 	<-r.done
 }
 

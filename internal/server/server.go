@@ -173,6 +173,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err := bootstrapAccounts(ctx, reg, st); err != nil {
 		return nil, err
 	}
+	// Fail fast when this node's service key cannot open the accounts (a
+	// node started without the cluster's key file would otherwise answer 500
+	// for every account).
+	if _, err := reg.Keys(ctx, SystemAccount); err != nil {
+		return nil, fmt.Errorf("server: the service key %s cannot unwrap the system account's key; every node sharing a store needs the same %s: %w",
+			ServiceKeyURI, filepath.Join(o.DataDir, "keys", "service.key"), err)
+	}
 	s.audit = auditevent.New(s.Resources, st, SystemAccount, log)
 	sink.set(s.audit)
 	if _, err := reg.List(ctx); err != nil { // load every account, so health sees them all
