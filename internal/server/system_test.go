@@ -11,7 +11,9 @@ import (
 // keeps the data and does not re-create anything.
 func TestBootstrapAccounts(t *testing.T) {
 	dir := t.TempDir()
-	in := servertest.New(t, server.Options{DataDir: dir})
+	// One store for all three starts (a fresh schema per New on PostgreSQL).
+	st := servertest.StoreFor(t, servertest.Engine(t))
+	in := servertest.New(t, server.Options{DataDir: dir, Store: st})
 	in.Do(t, "GET", "/fhir/default/metadata", nil).Want(t, 200)
 	in.Do(t, "GET", "/management/accounts/default", nil).Want(t, 200)
 	in.Do(t, "PUT", "/fhir/default/Patient/keep", `{"resourceType":"Patient","id":"keep"}`).Want(t, 201)
@@ -20,13 +22,13 @@ func TestBootstrapAccounts(t *testing.T) {
 	in.Do(t, "PUT", "/management/accounts/other", nil).Want(t, 201)
 	in.Close()
 
-	again := servertest.New(t, server.Options{DataDir: dir})
+	again := servertest.New(t, server.Options{DataDir: dir, Store: st})
 	again.Do(t, "GET", "/fhir/default/Patient/keep", nil).Want(t, 200)
 	again.Do(t, "GET", "/fhir/other/metadata", nil).Want(t, 200)
 	again.Do(t, "DELETE", "/management/accounts/default", nil).Want(t, 204)
 	again.Close()
 
-	third := servertest.New(t, server.Options{DataDir: dir})
+	third := servertest.New(t, server.Options{DataDir: dir, Store: st})
 	third.Do(t, "GET", "/fhir/default/metadata", nil).Outcome(t, 404)
 	third.Do(t, "GET", "/fhir/other/metadata", nil).Want(t, 200)
 }
