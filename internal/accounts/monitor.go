@@ -107,6 +107,7 @@ func (r *Registry) checkLocked(ctx context.Context, e *entry) {
 	now := r.now()
 	if e.doc.Encryption.KeySource != SourceCustomer {
 		e.checkedAt = now
+		r.restoreLocked(ctx, e, now) // a status persisted by an older node
 		return
 	}
 	enc := e.doc.Encryption
@@ -161,7 +162,17 @@ func (r *Registry) checkLocked(ctx context.Context, e *entry) {
 		}
 	}
 
-	if e.lost.Load() != nil || e.doc.Encryption.KeyStatus != StatusActive {
+	r.restoreLocked(ctx, e, now)
+}
+
+// restoreLocked brings an account whose key access was lost back to Active
+// when its ring unwraps again. Caller holds e.mu.
+func (r *Registry) restoreLocked(ctx context.Context, e *entry, now time.Time) {
+	enc := e.doc.Encryption
+	if e.lost.Load() == nil && enc.KeyStatus == StatusActive {
+		return
+	}
+	{
 		ak, err := r.unlock(ctx, e.doc, e.name)
 		if errors.Is(err, errServiceLayer) {
 			r.log.Error("key check: this node cannot unwrap with the service-managed key; status left unchanged", "account", e.name, "err", err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -130,5 +131,45 @@ func TestRotationStorageErrorSafety(t *testing.T) {
 	}
 	if got, err := k3.Open(sealed, seal.Binding{Account: "acme", Type: "Patient", ID: "1", VersionID: 1, Purpose: "body"}); err != nil || string(got) != "hello" {
 		t.Fatalf("data after restore: %q %v", got, err)
+	}
+}
+
+// TestServiceAccountStatusRestored: a service-key account whose row says
+// Revoked (written by an older or misconfigured node) returns to Active at
+// the next check when its ring unwraps.
+func TestServiceAccountStatusRestored(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	sq, err := sqlite.Open(ctx, filepath.Join(dir, "kiln.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sq.Close() })
+	local := keys.NewLocal(filepath.Join(dir, "keys"), rand.Reader)
+	codec, _ := seal.NewCodec()
+	cfg := accounts.Config{Store: sq, Keys: keys.NewRegistry(local), ServiceKeyURI: "local:service",
+		Codec: codec, Rand: rand.Reader, Logger: slog.New(slog.DiscardHandler)}
+	reg, _ := accounts.New(cfg)
+	if _, err := reg.Create(ctx, accounts.Spec{Name: "clinic"}); err != nil {
+		t.Fatal(err)
+	}
+	row, _ := sq.GetAccount(ctx, "clinic")
+	bad := strings.Replace(string(row.Data), `"keyStatus":"Active","keyStatusReason":"Healthy"`, `"keyStatus":"Revoked","keyStatusReason":"UnwrapFailed"`, 1)
+	if bad == string(row.Data) {
+		t.Fatalf("test setup: status not found in %s", row.Data)
+	}
+	if _, err := sq.UpdateAccount(ctx, "clinic", []byte(bad), row.Rev); err != nil {
+		t.Fatal(err)
+	}
+	reg2, _ := accounts.New(cfg)
+	if _, err := reg2.Keys(ctx, "clinic"); err == nil {
+		t.Fatal("a Revoked row must refuse access until checked")
+	}
+	info, err := reg2.Check(ctx, "clinic")
+	if err != nil || info.Encryption.KeyStatus != accounts.StatusActive {
+		t.Fatalf("after check: %+v %v", info.Encryption, err)
+	}
+	if _, err := reg2.Keys(ctx, "clinic"); err != nil {
+		t.Fatal(err)
 	}
 }
