@@ -87,6 +87,9 @@ func BenchmarkCommit(b *testing.B) {
 			st := s.Stats()
 			b.ReportMetric(float64(st.Requests)/float64(st.Groups), "commits/group")
 			b.ReportMetric(float64(st.TokenMerges), "merges")
+			if st.TokenMerges > 0 {
+				b.ReportMetric(float64(st.MergeTime.Milliseconds())/float64(st.TokenMerges), "ms/merge")
+			}
 		})
 	}
 }
@@ -150,6 +153,11 @@ func BenchmarkCurrent(b *testing.B) {
 			}
 			ws = ws[:0]
 		}
+	}
+	// Let the idle token merge run first, so it does not compete with the
+	// reads being measured.
+	for deadline := time.Now().Add(30 * time.Second); s.Stats().TokenMerges == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
 	}
 	for _, g := range []int{1, 16} {
 		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {

@@ -38,8 +38,8 @@ type writer struct {
 	max    int
 	log    *slog.Logger
 
-	groups, requests atomic.Int64 // statistics: transactions and requests committed
-	merges           atomic.Int64
+	groups, requests   atomic.Int64 // statistics: transactions and requests committed
+	merges, mergeNanos atomic.Int64
 
 	pending    int // resource versions committed since the last token merge (approximate)
 	mergeEvery int
@@ -207,6 +207,8 @@ func (w *writer) loop() {
 // mergeNow merges every pending resource's tokens into the tokens table in
 // its own transaction.
 func (w *writer) mergeNow() {
+	start := time.Now()
+	defer func() { w.mergeNanos.Add(int64(time.Since(start))) }()
 	if _, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
 		w.log.Error("sqlite: token merge: begin", "err", err)
 		return
@@ -901,12 +903,14 @@ func dedupe(list [][]byte) [][]byte {
 
 // Stats are counters of the writer since Open.
 type Stats struct {
-	Groups      int64 // write transactions (one fsync each under FULL)
-	Requests    int64 // requests (Commit, account changes, ReplaceIndex) they carried
-	TokenMerges int64 // transactions that merged pending tokens into the index
+	Groups      int64         // write transactions (one fsync each under FULL)
+	Requests    int64         // requests (Commit, account changes, ReplaceIndex) they carried
+	TokenMerges int64         // transactions that merged pending tokens into the index
+	MergeTime   time.Duration // total time the writer spent in them
 }
 
 // Stats reports how well group commit is grouping.
 func (s *Store) Stats() Stats {
-	return Stats{Groups: s.w.groups.Load(), Requests: s.w.requests.Load(), TokenMerges: s.w.merges.Load()}
+	return Stats{Groups: s.w.groups.Load(), Requests: s.w.requests.Load(),
+		TokenMerges: s.w.merges.Load(), MergeTime: time.Duration(s.w.mergeNanos.Load())}
 }
