@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kilnhealth/kiln/internal/server"
 	"github.com/kilnhealth/kiln/internal/server/servertest"
@@ -97,5 +98,24 @@ func TestRoundTripFidelity(t *testing.T) {
 	id, _ := create(t, in, "Patient", patient("", name))
 	if got := family(in.Do(t, "GET", base+"/Patient/"+id, nil).Want(t, 200).JSON(t)); got != name {
 		t.Errorf("string changed: %q, want %q", got, name)
+	}
+}
+
+// TestHistorySinceIsInclusive: _since keeps versions created at or after
+// the instant (R4 http.html#history), so a version's own lastUpdated selects it.
+func TestHistorySinceIsInclusive(t *testing.T) {
+	in := start(t)
+	create(t, in, "Patient", patient("", "Before"))
+	time.Sleep(5 * time.Millisecond)
+	id, r := create(t, in, "Patient", patient("", "Exact"))
+	_, lu := metaOf(t, r.JSON(t))
+	b := getBundle(t, in, base+"/Patient/_history?_since="+url.QueryEscape(lu), "history")
+	if len(b.Entry) != 1 || !strings.Contains(b.Entry[0].FullURL, id) {
+		t.Errorf("_since=%s (the version's own lastUpdated): %d entries, want just %s", lu, len(b.Entry), id)
+	}
+	// A later instant excludes it.
+	later := parseInstant(t, lu).Add(time.Millisecond).Format("2006-01-02T15:04:05.000Z07:00")
+	if b := getBundle(t, in, base+"/Patient/_history?_since="+url.QueryEscape(later), "history"); len(b.Entry) != 0 {
+		t.Errorf("_since=%s: %d entries, want 0", later, len(b.Entry))
 	}
 }
