@@ -192,17 +192,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 	}
 
+	searcher, err := search.New(search.Config{Store: st, Resources: s.Resources, Indexer: indexer, Model: s.Model, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	var fhirAPI *rest.API
 	bundles, err := bundle.New(bundle.Config{
-		Resources: s.Resources, Locker: st, PublicURL: o.PublicURL, Logger: log,
+		Resources: s.Resources, Resolver: searcher, Locker: st, PublicURL: o.PublicURL, Logger: log,
 		MaxEntries: o.MaxBundleEntries, MaxBodyBytes: o.MaxBundleBytes,
 		// GET entries are answered by the FHIR API itself.
 		Reads: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fhirAPI.ServeHTTP(w, r) }),
 	})
-	if err != nil {
-		return nil, err
-	}
-	searcher, err := search.New(search.Config{Store: st, Resources: s.Resources, Indexer: indexer, Model: s.Model, Logger: log})
 	if err != nil {
 		return nil, err
 	}
