@@ -17,6 +17,11 @@
 //     returned nil has been fsynced to the WAL and survives a crash or power
 //     loss. "NORMAL" is an explicit, documented relaxation: it survives a
 //     process crash (kill -9) but not a power loss.
+//   - Deferred token indexing. A commit stores a resource's blind tokens in
+//     its current row only; the writer merges them into the token index in
+//     sorted batches. Every current row with seq <= index_state.indexed_seq
+//     is merged (its tokens rows equal indexed_tokens); Lookup matches the
+//     index for those and the current rows themselves for the rest.
 //   - Seq is the versions table's AUTOINCREMENT rowid: strictly increasing in
 //     commit order and never reused, not even after DeleteAccount.
 //   - The database file belongs to one process. Lock is a set of in-process
