@@ -214,6 +214,7 @@ func TestConcurrentWritesFollowETagRules(t *testing.T) {
 	histories := map[string]hist{}
 	for _, id := range shared {
 		es := allHistory(t, in, base+"/Patient/"+id+"/_history?_count=1000")
+		checkEntries(t, in.Base("default"), es) // lastUpdated never goes back; meta agrees with etag
 		h := hist{byVersion: map[int]entry{}}
 		for i, e := range es {
 			v := e.version(t)
