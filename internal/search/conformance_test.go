@@ -169,6 +169,8 @@ func TestConformance(t *testing.T) {
 		"special": {
 			{"system _type", "?_type=Patient,Practitioner&name=smith", split("Practitioner/pr1")},
 			{"system _id", "?_id=p1", split("Patient/p1")},
+			{"system without _type", "?family=smi", split("Practitioner/pr1")},
+			{"system unknown param ignored", "?bogus=1&_id=pr1", split("Practitioner/pr1")},
 			{"condition chain", "Condition?patient.name=peter", split("Condition/c1")},
 			{"condition onset", "Condition?onset-date=2015", split("Condition/c1")},
 		},

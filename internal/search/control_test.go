@@ -244,3 +244,18 @@ func TestResultControl(t *testing.T) {
 	})
 	_ = url.QueryEscape
 }
+
+func TestSystemSearchWarnsOnce(t *testing.T) {
+	e := loadFixtures(t)
+	b := e.search(t, "?bogus=1&_id=pr1")
+	if got := matchIDs(b); !eq(got, []string{"Practitioner/pr1"}) {
+		t.Fatalf("got %v", got)
+	}
+	oo := entries(b, "outcome")
+	if len(oo) != 1 {
+		t.Fatalf("%d outcome entries", len(oo))
+	}
+	if n := len(oo[0]["resource"].(map[string]any)["issue"].([]any)); n != 1 {
+		t.Fatalf("%d issues, want 1", n)
+	}
+}

@@ -88,7 +88,38 @@ func (s *Searcher) search(req *http.Request, account string, types []string, par
 			}
 			types = q.ctl.types
 		} else {
-			types = s.ps.reg.ResourceTypes()
+			// Only the types that know every (somewhere known) parameter can
+			// match; a parameter no type knows is ignored once.
+			known := map[string]bool{}
+			for _, t := range s.ps.reg.ResourceTypes() {
+				for _, c := range q.crits {
+					if _, has := s.ps.lookup(t, c.code); has {
+						known[c.code] = true
+					}
+				}
+			}
+			kept := q.crits[:0]
+			for _, c := range q.crits {
+				if c.has == nil && !known[c.code] {
+					if err := r.unknown(c.key, "any resource type"); err != nil {
+						return nil, err
+					}
+					continue
+				}
+				kept = append(kept, c)
+			}
+			q.crits = kept
+			for _, t := range s.ps.reg.ResourceTypes() {
+				ok := true
+				for _, c := range q.crits {
+					if _, has := s.ps.lookup(t, c.code); !has && c.has == nil && known[c.code] {
+						ok = false
+					}
+				}
+				if ok {
+					types = append(types, t)
+				}
+			}
 		}
 	} else {
 		path = base + "/" + types[0]
