@@ -182,7 +182,7 @@ func (p *processing) classify(e *entry) error {
 		return badRequest("request.url is missing")
 	}
 	rel := e.url
-	if strings.Contains(rel, "://") {
+	if path, _, _ := strings.Cut(rel, "?"); strings.Contains(path, "://") {
 		var ok bool
 		if rel, ok = strings.CutPrefix(rel, p.base+"/"); !ok {
 			return badRequest("request.url %q is absolute but not under this server's base %s", e.url, p.base)
