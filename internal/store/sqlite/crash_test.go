@@ -33,6 +33,7 @@ import (
 const (
 	crashEnvPath  = "KILN_SQLITE_CRASH_CHILD"
 	crashEnvStart = "KILN_SQLITE_CRASH_START"
+	crashEnvMerge = "KILN_SQLITE_CRASH_MERGE_EVERY"
 	crashWorkers  = 8
 )
 
@@ -45,15 +46,16 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crashChild(t, path, start)
+	mergeEvery, _ := strconv.Atoi(os.Getenv(crashEnvMerge))
+	crashChild(t, path, start, mergeEvery)
 }
 
 // crashChild commits forever. Each commit n writes Patient/a<n> and
 // Observation/b<n> and bumps the worker's counter resource, then prints
 // "ok <n> <worker> <counterVersion>".
-func crashChild(t *testing.T, path string, start int64) {
+func crashChild(t *testing.T, path string, start int64, mergeEvery int) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, path, sqlite.Options{})
+	s, err := sqlite.Open(ctx, path, sqlite.Options{MergeEvery: mergeEvery})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +131,14 @@ func TestCrash(t *testing.T) {
 	const rounds = 6
 	for round := range rounds {
 		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashEnvPath+"="+path, crashEnvStart+"="+strconv.Itoa(round*10_000_000))
+		// Odd rounds merge tokens every few commits, so kills land in
+		// merges too.
+		mergeEvery := 0
+		if round%2 == 1 {
+			mergeEvery = 16
+		}
+		cmd.Env = append(os.Environ(), crashEnvPath+"="+path, crashEnvStart+"="+strconv.Itoa(round*10_000_000),
+			crashEnvMerge+"="+strconv.Itoa(mergeEvery))
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
