@@ -163,6 +163,9 @@ func decodeBody(r *http.Request, v any, allowEmpty bool) error {
 	if err := dec.Decode(v); err != nil {
 		return &apiError{status: 400, code: "BadRequest", msg: "the body is not a valid account document: " + err.Error()}
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &apiError{status: 400, code: "BadRequest", msg: "the body has data after the account document"}
+	}
 	return nil
 }
 
