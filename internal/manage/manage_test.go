@@ -130,6 +130,8 @@ func TestAccountNames(t *testing.T) {
 		"malformed":        `{"encryption":`,
 		"customer no key":  `{"encryption":{"keySource":"customer"}}`,
 		"wrong JSON types": `{"encryption":{"keySource":7}}`,
+		"trailing data":    `{"encryption":{"keySource":"service"}} trailing`,
+		"two documents":    `{} {}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			mgmtError(t, in.Do(t, "PUT", "/management/accounts/body-test", body), http.StatusBadRequest)
