@@ -18,5 +18,7 @@
 //     sorted deterministically (Expression, Code, Diagnostics) and carry a
 //     FHIRPath Expression and a FHIR issue-type Code.
 //   - FHIRPath invariants (the constraint[] of the definitions) are not
-//     evaluated; docs/fhir-model.md lists exactly what is checked.
+//     evaluated, except ele-1, dom-2 and the narrative rules txt-1/txt-2,
+//     which are checked in Go; docs/fhir-model.md lists exactly what is
+//     checked.
 package fhir

@@ -34,6 +34,18 @@ func (v *validator) primitive(td *typeDef, val any) {
 	}
 	if msg := CheckPrimitive(td.name, s); msg != "" {
 		v.add(CodeValue, "invalid %s %s: %s", td.name, quoteShort(s), msg)
+		return
+	}
+	if td.prim == pXHTML {
+		errMsg, warnMsg := checkXHTML(s)
+		switch {
+		case errMsg != "" && strings.HasSuffix(errMsg, "(txt-1)"):
+			v.add(CodeInvariant, "%s", errMsg)
+		case errMsg != "":
+			v.add(CodeValue, "%s", errMsg)
+		case warnMsg != "":
+			v.warn(CodeInvariant, "%s", warnMsg)
+		}
 	}
 }
 

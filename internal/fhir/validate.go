@@ -10,15 +10,17 @@ import (
 
 // Issue is one validation finding, shaped like an OperationOutcome.issue.
 type Issue struct {
-	// Severity is "error" or "warning".
+	// Severity is "error" or "warning". Only errors make a resource
+	// invalid; warnings are advice (today only narrative txt-1/txt-2).
 	Severity string
 	// Code is a FHIR issue-type code: "structure" (unknown element, wrong
 	// JSON type, too many values, several choice types, reference to a
 	// disallowed type, nested contained resource), "required" (missing
 	// mandatory element or resourceType), "value" (a primitive that breaks
 	// its type's format or range), "code-invalid" (a code outside the value
-	// set of a required binding), "not-supported" (unknown or abstract
-	// resourceType).
+	// set of a required binding), "invariant" (narrative rules txt-1 and
+	// txt-2: active content is an error, other non-basic HTML and empty text
+	// are warnings), "not-supported" (unknown or abstract resourceType).
 	Code string
 	// Expression is the FHIRPath location of the problem, e.g.
 	// "Patient.name[0].given[1]" or "Observation.value.ofType(Quantity).value".
@@ -42,6 +44,7 @@ const (
 	CodeInvalid      = "invalid"
 	CodeNotSupported = "not-supported"
 	CodeCodeInvalid  = "code-invalid"
+	CodeInvariant    = "invariant"
 )
 
 // maxStringLen is the FHIR limit on a string's size (1 MB).
@@ -50,7 +53,8 @@ const maxStringLen = 1024 * 1024
 // Validate checks a decoded resource (as returned by Decode; float64 numbers
 // from encoding/json are accepted too) against the R4 base definitions and
 // returns every problem found, sorted by Expression, then Code, then
-// Diagnostics. An empty result means valid. It never modifies res.
+// Diagnostics. The resource is valid when no issue has Severity "error"
+// (warnings are advice). It never modifies res.
 //
 // It checks: resourceType present, known and concrete; unknown elements and
 // wrong JSON types; cardinality (arrays for repeating elements only, max
@@ -61,8 +65,9 @@ const maxStringLen = 1024 * 1024
 // enumerable value set; reference target types where the definition
 // restricts them; contained resources (validated as resources, no nested
 // contained); and the resources inside Bundle entries, Parameters and any
-// other element of type Resource. Invariants (constraints written in
-// FHIRPath) are not evaluated.
+// other element of type Resource; narrative XHTML (well-formed, one XHTML
+// div, no active content; txt-1/txt-2 otherwise as warnings). Other
+// invariants (constraints written in FHIRPath) are not evaluated.
 func (m *Model) Validate(res map[string]any) []Issue {
 	v := validator{m: m, stack: make([]seg, 0, 16)}
 	v.resource(res, false)
@@ -127,6 +132,11 @@ func (v *validator) location() string {
 // add reports an issue at the current location.
 func (v *validator) add(code string, format string, args ...any) {
 	v.issues = append(v.issues, Issue{Severity: SeverityError, Code: code, Expression: v.location(), Diagnostics: fmt.Sprintf(format, args...)})
+}
+
+// warn reports a warning at the current location.
+func (v *validator) warn(code string, format string, args ...any) {
+	v.issues = append(v.issues, Issue{Severity: SeverityWarning, Code: code, Expression: v.location(), Diagnostics: fmt.Sprintf(format, args...)})
 }
 
 // addAt reports an issue at child name of the current location.

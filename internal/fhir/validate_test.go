@@ -119,6 +119,14 @@ func brokenCases() []brokenCase {
 		{"string-control-char", edit(P, `"family": "Doe"`, `"family": "D\u0001oe"`), []want{{"value", "Patient.name[0].family"}}},
 		{"markdown-empty", edit(P, `"name": "Acme"`, `"name": "Acme", "alias": [""]`), []want{{"value", "Patient.contained[0].alias[0]"}}},
 
+		// Narrative (txt-1 active content, well-formedness).
+		{"xhtml-script", edit(P, `Jo</div>`, `Jo<script>alert(1)</script></div>`), []want{{"invariant", "Patient.text.div"}}},
+		{"xhtml-event-handler", edit(P, `">Jo</div>`, `"><p onclick=\"x()\">Jo</p></div>`), []want{{"invariant", "Patient.text.div"}}},
+		{"xhtml-javascript-url", edit(P, `">Jo</div>`, `"><a href=\" JavaScript:x()\">Jo</a></div>`), []want{{"invariant", "Patient.text.div"}}},
+		{"xhtml-not-well-formed", edit(P, `Jo</div>`, `<b>Jo</div>`), []want{{"value", "Patient.text.div"}}},
+		{"xhtml-not-div", edit(P, `"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jo</div>"`, `"<p xmlns=\"http://www.w3.org/1999/xhtml\">Jo</p>"`), []want{{"value", "Patient.text.div"}}},
+		{"xhtml-no-namespace", edit(P, `<div xmlns=\"http://www.w3.org/1999/xhtml\">`, `<div>`), []want{{"value", "Patient.text.div"}}},
+
 		// Required bindings of code elements.
 		{"code-not-in-required-valueset", edit(P, `"gender": "female"`, `"gender": "bogus"`), []want{{"code-invalid", "Patient.gender"}}},
 		{"code-not-in-required-valueset-nested", edit(P, `"use": "official"`, `"use": "formal"`), []want{{"code-invalid", "Patient.name[0].use"}}},
@@ -195,6 +203,23 @@ func TestValidateBroken(t *testing.T) {
 			}
 			if fmt.Sprint(gotW) != fmt.Sprint(c.want) {
 				t.Fatalf("issues = %v, want %v\nfull: %+v", gotW, c.want, got)
+			}
+		})
+	}
+}
+
+func TestValidateNarrativeWarnings(t *testing.T) {
+	m := newModel(t)
+	for name, div := range map[string]string{
+		"non-basic-element": `<div xmlns=\"http://www.w3.org/1999/xhtml\"><marquee>Jo</marquee></div>`,
+		"non-basic-attr":    `<div xmlns=\"http://www.w3.org/1999/xhtml\" data-x=\"1\">Jo</div>`,
+		"no-text":           `<div xmlns=\"http://www.w3.org/1999/xhtml\"> <br/> </div>`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := edit(validPatient, `<div xmlns=\"http://www.w3.org/1999/xhtml\">Jo</div>`, div)
+			got := issuesOf(t, m, doc)
+			if len(got) != 1 || got[0].Severity != fhir.SeverityWarning || got[0].Code != "invariant" || got[0].Expression != "Patient.text.div" {
+				t.Fatalf("want one invariant warning at Patient.text.div, got %+v", got)
 			}
 		})
 	}
