@@ -157,7 +157,7 @@ func TestMigrateFromV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
-		"PRAGMA page_size = 2048", "PRAGMA journal_mode = WAL", migrations[0], "PRAGMA user_version = 1",
+		"PRAGMA page_size = 2048", "PRAGMA journal_mode = WAL", migrations[0].sql, "PRAGMA user_version = 1",
 		"INSERT INTO accounts (id, name, created_at, data, rev) VALUES (1, 'acme', 0, x'00', 1)",
 		"INSERT INTO versions (seq, acct, type, id, version_id, last_updated, deleted, body) VALUES (7, 1, 'Patient', 'p', 1, 0, 0, x'01')",
 	} {
@@ -170,6 +170,9 @@ func TestMigrateFromV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec("INSERT INTO tokens VALUES (1, ?, 'Patient', 'p')", tok("old")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO sorts VALUES (1, ?, 'Patient', 'p', x'5345414c4544')", tok("name")); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -188,6 +191,10 @@ func TestMigrateFromV1(t *testing.T) {
 	}
 	if refs := find("old"); len(refs) != 1 {
 		t.Errorf("migrated token matches %v", refs)
+	}
+	p := store.Ref{Type: "Patient", ID: "p"}
+	if m, err := s.Sorts(ctx, "acme", tok("name"), []store.Ref{p}); err != nil || string(m[p]) != "SEALED" {
+		t.Errorf("migrated sort value = %q, %v", m[p], err)
 	}
 	if _, err := s.Commit(ctx, "acme", []store.Write{{Version: store.Version{Type: "Patient", ID: "p", VersionID: 2, LastUpdated: time.Now()}, IfVersion: 1, Tokens: [][]byte{tok("new")}}}); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -375,20 +376,28 @@ func (s *Store) Sorts(ctx context.Context, account string, slot []byte, refs []s
 	out := make(map[store.Ref][]byte, len(refs))
 	for start := 0; start < len(refs); start += refChunk {
 		chunk := refs[start:min(start+refChunk, len(refs))]
-		in, args := refsIn(chunk, []any{acct, slot})
-		rows, err := s.rdb.QueryContext(ctx, `SELECT type, id, value FROM sorts
-			WHERE acct = ? AND slot = ? AND (type, id) IN (VALUES `+in+")", args...)
+		in, args := refsIn(chunk, []any{acct})
+		rows, err := s.rdb.QueryContext(ctx, `SELECT c.type, c.id, s.sorts FROM current c
+			JOIN version_sorts s ON s.seq = c.seq
+			WHERE c.acct = ? AND c.deleted = 0 AND (c.type, c.id) IN (VALUES `+in+")", args...)
 		if err != nil {
 			return nil, s.wrap(err, "sorts %s", account)
 		}
 		for rows.Next() {
 			var r store.Ref
-			var v []byte
-			if err := rows.Scan(&r.Type, &r.ID, &v); err != nil {
+			var blob []byte
+			if err := rows.Scan(&r.Type, &r.ID, &blob); err != nil {
 				rows.Close()
 				return nil, s.wrap(err, "sorts %s", account)
 			}
-			out[r] = v
+			v, ok, err := sortValue(blob, slot)
+			if err != nil {
+				rows.Close()
+				return nil, s.wrap(err, "sorts %s/%s/%s", account, r.Type, r.ID)
+			}
+			if ok {
+				out[r] = bytes.Clone(v)
+			}
 		}
 		if err := rows.Close(); err != nil {
 			return nil, s.wrap(err, "sorts %s", account)

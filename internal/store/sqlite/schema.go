@@ -4,14 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/kilnhealth/kiln/internal/store"
 )
 
 // migrations are the numbered schema steps. migrations[i] takes the database
 // from schema version i to i+1 (PRAGMA user_version). Steps are append-only:
 // a released step is never edited, a change is a new step.
-var migrations = []string{
+var migrations = []migration{
 	// 1: the initial schema.
-	`
+	{sql: `
 CREATE TABLE accounts (
 	id         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a re-created name gets a new id
 	name       TEXT    NOT NULL UNIQUE,
@@ -65,14 +67,14 @@ CREATE TABLE sorts (
 	value BLOB    NOT NULL, -- sealed sort value
 	PRIMARY KEY (acct, slot, type, id)
 ) WITHOUT ROWID;
-`,
+`},
 	// 2: deferred token indexing. Blind tokens are random, so writing them
 	// into the tokens B-tree at commit dirtied ~20 random pages per create.
 	// Commits now store a resource's tokens only in its current row; the
 	// writer merges them into the tokens table later, in sorted batches.
 	// indexed_tokens is what the tokens table holds for the resource, and
 	// every current row with seq > index_state.indexed_seq may differ.
-	`
+	{sql: `
 ALTER TABLE current ADD COLUMN indexed_tokens BLOB NOT NULL DEFAULT x'';
 UPDATE current SET indexed_tokens = tokens;
 CREATE INDEX current_by_seq ON current (seq);
@@ -81,7 +83,58 @@ CREATE TABLE index_state (
 	indexed_seq INTEGER NOT NULL -- every current row with seq <= this is in tokens
 );
 INSERT INTO index_state (id, indexed_seq) VALUES (1, (SELECT coalesce(max(seq), 0) FROM versions));
-`,
+`},
+	// 3: sort values move from the sorts table (keyed by slot and resource,
+	// so each one landed on a random page) to one row per version, appended
+	// with it. Sorts reads them through the current pointer.
+	{sql: `CREATE TABLE version_sorts (
+	seq   INTEGER PRIMARY KEY, -- the version's seq
+	sorts BLOB    NOT NULL     -- encoded (blind slot, sealed value) pairs
+);`, fn: moveSorts},
+}
+
+// migration is one schema step: SQL, then optionally Go code, in one
+// transaction.
+type migration struct {
+	sql string
+	fn  func(ctx context.Context, conn *sql.Conn) error
+}
+
+// moveSorts copies each resource's sort rows into a version_sorts row for
+// its current version, then drops the sorts table.
+func moveSorts(ctx context.Context, conn *sql.Conn) error {
+	rows, err := conn.QueryContext(ctx, `SELECT c.seq, s.slot, s.value FROM sorts s
+		JOIN current c ON c.acct = s.acct AND c.type = s.type AND c.id = s.id ORDER BY c.seq, s.slot`)
+	if err != nil {
+		return err
+	}
+	bySeq := map[int64][]store.SortValue{}
+	var order []int64
+	for rows.Next() {
+		var seq int64
+		var sv store.SortValue
+		if err := rows.Scan(&seq, &sv.Slot, &sv.Value); err != nil {
+			rows.Close()
+			return err
+		}
+		if _, ok := bySeq[seq]; !ok {
+			order = append(order, seq)
+		}
+		bySeq[seq] = append(bySeq[seq], sv)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, seq := range order {
+		if _, err := conn.ExecContext(ctx, "INSERT INTO version_sorts (seq, sorts) VALUES (?, ?)", seq, encodeSorts(bySeq[seq])); err != nil {
+			return err
+		}
+	}
+	_, err = conn.ExecContext(ctx, "DROP TABLE sorts; UPDATE current SET sort_slots = x''")
+	return err
 }
 
 // SchemaVersion is the schema version this build writes and reads.
@@ -126,8 +179,13 @@ func step(ctx context.Context, conn *sql.Conn, from int) (err error) {
 		_, err := conn.ExecContext(ctx, "ROLLBACK")
 		return err
 	}
-	if _, err := conn.ExecContext(ctx, migrations[from]); err != nil {
+	if _, err := conn.ExecContext(ctx, migrations[from].sql); err != nil {
 		return fmt.Errorf("sqlite: migrate to %d: %w", from+1, err)
+	}
+	if fn := migrations[from].fn; fn != nil {
+		if err := fn(ctx, conn); err != nil {
+			return fmt.Errorf("sqlite: migrate to %d: %w", from+1, err)
+		}
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", from+1)); err != nil {
 		return fmt.Errorf("sqlite: migrate to %d: set version: %w", from+1, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,7 +54,7 @@ type wtx struct {
 	acct, getCurrent, insVersion, insCurrent, updCurrent, updIndex *sql.Stmt
 	setIndexed, getIndexedSeq, setIndexedSeq, pendingRows          *sql.Stmt
 	bulkIns, bulkDel                                               *sql.Stmt // prepared on first use
-	insToken, delToken, upsSort, delSort                           *sql.Stmt
+	insToken, delToken, insSorts, setSorts, delSorts               *sql.Stmt
 	insAccount, updAccount, getAccount                             *sql.Stmt
 	all                                                            []*sql.Stmt
 }
@@ -81,19 +82,20 @@ func newWriter(ctx context.Context, conn *sql.Conn, o Options, log *slog.Logger)
 		sql string
 	}{
 		{&t.acct, "SELECT id FROM accounts WHERE name = ?"},
-		{&t.getCurrent, "SELECT version_id, seq, deleted, tokens, indexed_tokens, sort_slots FROM current WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.getCurrent, "SELECT version_id, seq, deleted, tokens, indexed_tokens FROM current WHERE acct = ? AND type = ? AND id = ?"},
 		{&t.insVersion, "INSERT INTO versions (acct, type, id, version_id, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)"},
-		{&t.insCurrent, "INSERT INTO current (acct, type, id, version_id, seq, deleted, tokens, indexed_tokens, sort_slots) VALUES (?, ?, ?, ?, ?, ?, ?, x'', ?)"},
-		{&t.updCurrent, "UPDATE current SET version_id = ?, seq = ?, deleted = ?, tokens = ?, sort_slots = ? WHERE acct = ? AND type = ? AND id = ?"},
-		{&t.updIndex, "UPDATE current SET tokens = ?, indexed_tokens = ?, sort_slots = ? WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.insCurrent, "INSERT INTO current (acct, type, id, version_id, seq, deleted, tokens, indexed_tokens, sort_slots) VALUES (?, ?, ?, ?, ?, ?, ?, x'', x'')"},
+		{&t.updCurrent, "UPDATE current SET version_id = ?, seq = ?, deleted = ?, tokens = ? WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.updIndex, "UPDATE current SET tokens = ?, indexed_tokens = ? WHERE acct = ? AND type = ? AND id = ?"},
 		{&t.setIndexed, "UPDATE current SET indexed_tokens = ? WHERE acct = ? AND type = ? AND id = ?"},
 		{&t.getIndexedSeq, "SELECT indexed_seq FROM index_state WHERE id = 1"},
 		{&t.setIndexedSeq, "UPDATE index_state SET indexed_seq = ? WHERE id = 1"},
 		{&t.pendingRows, "SELECT acct, type, id, seq, deleted, tokens, indexed_tokens FROM current WHERE seq > ? ORDER BY acct, type, id"},
 		{&t.insToken, "INSERT OR IGNORE INTO tokens (acct, token, type, id) VALUES (?, ?, ?, ?)"},
 		{&t.delToken, "DELETE FROM tokens WHERE acct = ? AND token = ? AND type = ? AND id = ?"},
-		{&t.upsSort, "INSERT INTO sorts (acct, slot, type, id, value) VALUES (?, ?, ?, ?, ?) ON CONFLICT (acct, slot, type, id) DO UPDATE SET value = excluded.value"},
-		{&t.delSort, "DELETE FROM sorts WHERE acct = ? AND slot = ? AND type = ? AND id = ?"},
+		{&t.insSorts, "INSERT INTO version_sorts (seq, sorts) VALUES (?, ?)"},
+		{&t.setSorts, "INSERT OR REPLACE INTO version_sorts (seq, sorts) VALUES (?, ?)"},
+		{&t.delSorts, "DELETE FROM version_sorts WHERE seq = ?"},
 		{&t.insAccount, "INSERT INTO accounts (name, created_at, data, rev) VALUES (?, ?, ?, 1)"},
 		{&t.updAccount, "UPDATE accounts SET data = ?, rev = rev + 1 WHERE name = ? AND rev = ?"},
 		{&t.getAccount, "SELECT name, created_at, data, rev FROM accounts WHERE name = ?"},
@@ -622,13 +624,11 @@ type currentRow struct {
 	deleted       bool
 	tokens        []byte // encoded list
 	indexedTokens []byte // encoded list: what the tokens table holds
-	slots         [][]byte
 }
 
 func (tx *wtx) current(acct int64, typ, id string) (currentRow, error) {
 	var c currentRow
-	var slots []byte
-	err := tx.getCurrent.QueryRowContext(bg, acct, typ, id).Scan(&c.versionID, &c.seq, &c.deleted, &c.tokens, &c.indexedTokens, &slots)
+	err := tx.getCurrent.QueryRowContext(bg, acct, typ, id).Scan(&c.versionID, &c.seq, &c.deleted, &c.tokens, &c.indexedTokens)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, nil
 	}
@@ -636,8 +636,7 @@ func (tx *wtx) current(acct int64, typ, id string) (currentRow, error) {
 		return c, err
 	}
 	c.exists = true
-	c.slots, err = decodeList(slots)
-	return c, err
+	return c, nil
 }
 
 // apply stores one write and returns its seq.
@@ -671,44 +670,21 @@ func (tx *wtx) apply(acct int64, account string, w *store.Write) (int64, error) 
 	// tokens table later (see merge), and Lookup reads pending ones from
 	// the current rows meanwhile.
 	tokens := encodeList(dedupe(w.Tokens))
-	slots, err := tx.replaceSorts(acct, v.Type, v.ID, cur, w.Sorts)
-	if err != nil {
-		return 0, err
+	// Sort values belong to the version: one row appended beside it.
+	if len(w.Sorts) > 0 {
+		if _, err := tx.insSorts.ExecContext(bg, seq, encodeSorts(w.Sorts)); err != nil {
+			return 0, fmt.Errorf("store sorts of %s/%s: %w", v.Type, v.ID, err)
+		}
 	}
 	if cur.exists {
-		_, err = tx.updCurrent.ExecContext(bg, v.VersionID, seq, v.Deleted, tokens, slots, acct, v.Type, v.ID)
+		_, err = tx.updCurrent.ExecContext(bg, v.VersionID, seq, v.Deleted, tokens, acct, v.Type, v.ID)
 	} else {
-		_, err = tx.insCurrent.ExecContext(bg, acct, v.Type, v.ID, v.VersionID, seq, v.Deleted, tokens, slots)
+		_, err = tx.insCurrent.ExecContext(bg, acct, v.Type, v.ID, v.VersionID, seq, v.Deleted, tokens)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("set current %s/%s: %w", v.Type, v.ID, err)
 	}
 	return seq, nil
-}
-
-// replaceSorts makes the sort rows of one resource equal to sorts,
-// touching only what changed, and returns the encoded slot list for its
-// current row.
-func (tx *wtx) replaceSorts(acct int64, typ, id string, cur currentRow, sorts []store.SortValue) ([]byte, error) {
-	var newSlots [][]byte
-	for _, sv := range sorts {
-		if !containsBytes(newSlots, sv.Slot) {
-			newSlots = append(newSlots, sv.Slot)
-		}
-	}
-	for _, slot := range cur.slots {
-		if !containsBytes(newSlots, slot) {
-			if _, err := tx.delSort.ExecContext(bg, acct, slot, typ, id); err != nil {
-				return nil, fmt.Errorf("delete sort of %s/%s: %w", typ, id, err)
-			}
-		}
-	}
-	for _, sv := range sorts { // a repeated slot: the last value wins
-		if _, err := tx.upsSort.ExecContext(bg, acct, sv.Slot, typ, id, nonNil(sv.Value)); err != nil {
-			return nil, fmt.Errorf("store sort of %s/%s: %w", typ, id, err)
-		}
-	}
-	return encodeList(newSlots), nil
 }
 
 // syncTokens makes the token rows of one indexed resource equal to tokens.
@@ -770,11 +746,15 @@ func (s *Store) ReplaceIndex(ctx context.Context, account string, ref store.Ref,
 		if err := tx.syncTokens(acct, ref.Type, ref.ID, indexed, want); err != nil {
 			return err
 		}
-		encSlots, err := tx.replaceSorts(acct, ref.Type, ref.ID, cur, sorts)
-		if err != nil {
-			return err
+		if len(sorts) > 0 {
+			_, err = tx.setSorts.ExecContext(bg, cur.seq, encodeSorts(sorts))
+		} else {
+			_, err = tx.delSorts.ExecContext(bg, cur.seq)
 		}
-		_, err = tx.updIndex.ExecContext(bg, encodeList(dedupe(tokens)), encodeList(want), encSlots, acct, ref.Type, ref.ID)
+		if err != nil {
+			return fmt.Errorf("replace sorts: %w", err)
+		}
+		_, err = tx.updIndex.ExecContext(bg, encodeList(dedupe(tokens)), encodeList(want), acct, ref.Type, ref.ID)
 		return err
 	})
 	if err != nil {
@@ -843,7 +823,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 		}
 		for _, q := range []string{
 			"DELETE FROM tokens WHERE acct = ?",
-			"DELETE FROM sorts WHERE acct = ?",
+			"DELETE FROM version_sorts WHERE seq IN (SELECT seq FROM versions WHERE acct = ?)",
 			"DELETE FROM current WHERE acct = ?",
 			"DELETE FROM versions WHERE acct = ?",
 			"DELETE FROM accounts WHERE id = ?",
@@ -913,4 +893,39 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	return Stats{Groups: s.w.groups.Load(), Requests: s.w.requests.Load(),
 		TokenMerges: s.w.merges.Load(), MergeTime: time.Duration(s.w.mergeNanos.Load())}
+}
+
+// encodeSorts packs sort values as (uvarint length, slot, uvarint length,
+// value) pairs; of a repeated slot only the last value is kept.
+func encodeSorts(sorts []store.SortValue) []byte {
+	var out []byte
+	for i, sv := range sorts {
+		if slices.ContainsFunc(sorts[i+1:], func(x store.SortValue) bool { return bytes.Equal(x.Slot, sv.Slot) }) {
+			continue
+		}
+		out = binary.AppendUvarint(out, uint64(len(sv.Slot)))
+		out = append(out, sv.Slot...)
+		out = binary.AppendUvarint(out, uint64(len(sv.Value)))
+		out = append(out, sv.Value...)
+	}
+	return out
+}
+
+// sortValue finds slot's value in an encodeSorts blob.
+func sortValue(b, slot []byte) ([]byte, bool, error) {
+	for len(b) > 0 {
+		var item [2][]byte
+		for k := range item {
+			n, w := binary.Uvarint(b)
+			if w <= 0 || uint64(len(b)-w) < n {
+				return nil, false, fmt.Errorf("corrupt sort values")
+			}
+			item[k] = b[w : w+int(n)]
+			b = b[w+int(n):]
+		}
+		if bytes.Equal(item[0], slot) {
+			return item[1], true, nil
+		}
+	}
+	return nil, false, nil
 }
