@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,8 +27,13 @@ import (
 )
 
 // syntheaBodies reads the Synthea bundles once per benchmark.
+//
+// KILN_BENCH_BUNDLES=n limits the benchmarks to the first n bundles.
 func syntheaBodies(b *testing.B) ([][]byte, []int) {
 	files := syntheaFiles(b)
+	if n, err := strconv.Atoi(os.Getenv("KILN_BENCH_BUNDLES")); err == nil && n > 0 && n < len(files) {
+		files = files[:n]
+	}
 	bodies := make([][]byte, len(files))
 	counts := make([]int, len(files))
 	for i, f := range files {
@@ -166,7 +173,6 @@ func BenchmarkSyntheaStages(b *testing.B) {
 	srv := benchServer(b)
 	ctx := context.Background()
 	keys, _ := srv.Resources.Keys(ctx, "default")
-	type raw struct{ body json.RawMessage }
 	var all []json.RawMessage
 	for _, body := range bodies {
 		var x struct {
@@ -238,13 +244,18 @@ func BenchmarkRawBundleInsert(b *testing.B) {
 	bodies, _ := syntheaBodies(b)
 	srv := benchServer(b)
 	groups := preparedBundles(b, srv, bodies)
-	for _, withTokens := range []bool{false, true} {
-		name := "rows"
-		if withTokens {
-			name = "rows+tokens"
-		}
-		b.Run(name, func(b *testing.B) {
-			db, err := sql.Open("sqlite", "file:"+filepath.Join(b.TempDir(), "raw.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)")
+	for _, c := range []struct {
+		name       string
+		withTokens bool
+		pragma     string
+	}{
+		{"rows", false, ""},
+		{"rows+tokens", true, ""},
+		{"rows+tokens/cache=256MiB", true, "&_pragma=cache_size(-262144)"},
+	} {
+		withTokens := c.withTokens
+		b.Run(c.name, func(b *testing.B) {
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(b.TempDir(), "raw.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)"+c.pragma)
 			if err != nil {
 				b.Fatal(err)
 			}
