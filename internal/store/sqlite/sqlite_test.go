@@ -32,6 +32,7 @@ func TestStore(t *testing.T) {
 		{"merge-never", sqlite.Options{MergeEvery: 1 << 30, MergeIdle: -1}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // mostly waiting on fsync
 			storetest.Run(t, storetest.Engine{
 				NewDB: func(t *testing.T) storetest.Opener {
 					path := filepath.Join(t.TempDir(), "kiln.db")
