@@ -10,6 +10,7 @@ import (
 // against the server's own R4 validator (a CapabilityStatement is a
 // resource: it must be valid R4).
 func TestCapabilityStatement(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	r := in.Do(t, "GET", base+"/metadata", nil).Want(t, 200)
 	var cs struct {

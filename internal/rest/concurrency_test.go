@@ -38,6 +38,7 @@ func etagVersion(h http.Header) (int, bool) {
 //   - every read served a version that history holds with that content;
 //   - the final read (or 410) matches the newest history entry.
 func TestConcurrentWritesFollowETagRules(t *testing.T) {
+	t.Parallel()
 	// NORMAL sync keeps the test fast on a loaded machine; the ETag rules do
 	// not depend on fsync, and WAL mode commits stay atomic either way.
 	in := servertest.New(t, server.Options{SQLiteSync: "NORMAL"})
@@ -322,6 +323,7 @@ func TestConcurrentWritesFollowETagRules(t *testing.T) {
 // last-writer-wins (R4 http.html#update); concurrent writers to one id must
 // all succeed, each with its own version.
 func TestUnconditionalUpdatesUnderContention(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	const writers, each = 16, 6
 	var (

@@ -11,6 +11,7 @@ import (
 // TestInvalidResources sends resources that break R4 rules and expects a 400
 // OperationOutcome whose issue names the location (FHIRPath) of the fault.
 func TestInvalidResources(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	cases := []struct {
 		name, typ, body, expr string
@@ -69,6 +70,7 @@ func TestInvalidResources(t *testing.T) {
 }
 
 func TestMalformedBodies(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	for name, body := range map[string]string{
 		"truncated":       `{"resourceType":"Patient",`,
@@ -93,6 +95,7 @@ func TestMalformedBodies(t *testing.T) {
 }
 
 func TestRoutingErrors(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, _ := create(t, in, "Patient", patient("", "Routed"))
 	cases := []struct {
@@ -129,6 +132,7 @@ func TestRoutingErrors(t *testing.T) {
 }
 
 func TestMethodNotAllowed(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, _ := create(t, in, "Patient", patient("", "Methods"))
 	for _, c := range []struct{ method, target string }{
@@ -155,6 +159,7 @@ func TestMethodNotAllowed(t *testing.T) {
 }
 
 func TestOversizedBody(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	// 17 MiB of valid JSON shape: the limit is 16 MiB.
 	var b bytes.Buffer
@@ -173,6 +178,7 @@ func TestOversizedBody(t *testing.T) {
 // TestNoServerErrorForClientMistakes sends a spread of odd requests; none
 // may produce a 5xx, and every error is an OperationOutcome.
 func TestNoServerErrorForClientMistakes(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, _ := create(t, in, "Patient", patient("", "Robust"))
 	targets := []string{

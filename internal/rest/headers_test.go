@@ -10,6 +10,7 @@ import (
 )
 
 func TestIfMatch(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, _ := create(t, in, "Patient", patient("", "V1"))
 
@@ -39,6 +40,7 @@ func TestIfMatch(t *testing.T) {
 }
 
 func TestConditionalRead(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, _ := create(t, in, "Patient", patient("", "Cached"))
 	r := in.Do(t, "GET", base+"/Patient/"+id, nil, "If-None-Match", `W/"1"`).Want(t, http.StatusNotModified)
@@ -61,6 +63,7 @@ func TestConditionalRead(t *testing.T) {
 }
 
 func TestHead(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, _ := create(t, in, "Patient", patient("", "Headless"))
 	r := in.Do(t, "HEAD", base+"/Patient/"+id, nil).Want(t, 200)
@@ -71,6 +74,7 @@ func TestHead(t *testing.T) {
 }
 
 func TestPrefer(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	cases := []struct {
 		prefer string
@@ -120,6 +124,7 @@ func TestPrefer(t *testing.T) {
 }
 
 func TestFormatNegotiation(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, _ := create(t, in, "Patient", patient("", "Fmt"))
 	read := base + "/Patient/" + id
@@ -169,6 +174,7 @@ func TestFormatNegotiation(t *testing.T) {
 }
 
 func TestPretty(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, _ := create(t, in, "Patient", patient("", "Pretty"))
 	compact := in.Do(t, "GET", base+"/Patient/"+id, nil).Want(t, 200)
@@ -214,6 +220,7 @@ func subsetted(m map[string]any) bool {
 }
 
 func TestSummaryAndElements(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	p := patient("", "Summary")
 	p["text"] = map[string]any{"status": "generated", "div": `<div xmlns="http://www.w3.org/1999/xhtml">Ada Summary</div>`}

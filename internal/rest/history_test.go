@@ -21,6 +21,7 @@ func stamp(t *testing.T) string {
 }
 
 func TestHistoryLevels(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	a, _ := create(t, in, "Patient", patient("", "A1"))
 	obs := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "weight"}}
@@ -142,6 +143,7 @@ func checkEntries(t *testing.T, fhirBase string, es []entry) {
 // requests: the pages together must hold each version that existed when the
 // first page was served exactly once (no duplicates, no gaps).
 func TestHistoryPagingUnderWrites(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	var ids []string
 	for i := 0; i < 12; i++ {

@@ -13,6 +13,7 @@ import (
 // against a real server.
 
 func TestCreate(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	before := time.Now().Add(-time.Second)
 	body := patient("client-chosen", "Okonkwo")
@@ -67,6 +68,7 @@ func TestCreate(t *testing.T) {
 }
 
 func TestReadAndVRead(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, cr := create(t, in, "Patient", patient("", "Lindqvist"))
 	r := in.Do(t, "GET", base+"/Patient/"+id, nil).Want(t, 200)
@@ -93,6 +95,7 @@ func TestReadAndVRead(t *testing.T) {
 }
 
 func TestUpdate(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, cr := create(t, in, "Patient", patient("", "First"))
 
@@ -151,6 +154,7 @@ func TestUpdate(t *testing.T) {
 }
 
 func TestIdenticalUpdateMakesNoVersion(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, cr := create(t, in, "Patient", patient("", "Same"))
 	// Same content, different key order and different client meta.
@@ -172,6 +176,7 @@ func TestIdenticalUpdateMakesNoVersion(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, cr := create(t, in, "Patient", patient("", "Ephemeral"))
 	in.Do(t, "DELETE", base+"/Patient/"+id, nil).Want(t, 200, 204)

@@ -13,6 +13,7 @@ import (
 // TestPublicURL: behind a proxy, every absolute URL the server hands out
 // (Location, fullUrl, links, the management fhirBaseUrl) uses the public origin.
 func TestPublicURL(t *testing.T) {
+	t.Parallel()
 	in := servertest.New(t, server.Options{PublicURL: "https://fhir.example.com/"})
 	r := in.Do(t, "POST", base+"/Patient", patient("", "Proxied")).Want(t, 201)
 	if loc := r.Header.Get("Location"); !strings.HasPrefix(loc, "https://fhir.example.com/fhir/default/Patient/") {
@@ -33,6 +34,7 @@ func TestPublicURL(t *testing.T) {
 // TestHistoryPagingKeepsFilters: next links carry _since and _count, so
 // every page honours them.
 func TestHistoryPagingKeepsFilters(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	for i := 0; i < 3; i++ {
 		create(t, in, "Patient", patient("", "Old"))
@@ -61,6 +63,7 @@ func TestHistoryPagingKeepsFilters(t *testing.T) {
 // TestIfMatchAfterDelete: the delete marker's ETag is the version an
 // If-Match re-create must name.
 func TestIfMatchAfterDelete(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	id, _ := create(t, in, "Patient", patient("", "Lazarus"))
 	in.Do(t, "DELETE", base+"/Patient/"+id, nil).Want(t, 200, 204)
@@ -84,6 +87,7 @@ func TestIfMatchAfterDelete(t *testing.T) {
 // not "1.1") and strings their exact characters, through create, read,
 // vread and history.
 func TestRoundTripFidelity(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	for _, v := range []string{"1.10", "0.000001", "12345678901234567890.123", "1e2", "100", "-0.50"} {
 		id, _ := create(t, in, "Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":`+v+`}}`)
@@ -104,6 +108,7 @@ func TestRoundTripFidelity(t *testing.T) {
 // TestHistorySinceIsInclusive: _since keeps versions created at or after
 // the instant (R4 http.html#history), so a version's own lastUpdated selects it.
 func TestHistorySinceIsInclusive(t *testing.T) {
+	t.Parallel()
 	in := start(t)
 	create(t, in, "Patient", patient("", "Before"))
 	time.Sleep(5 * time.Millisecond)
