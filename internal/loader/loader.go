@@ -144,6 +144,43 @@ func Expand(patterns []string) ([]string, error) {
 	return out, nil
 }
 
+// tierTypes are the resource types other resources refer to, by tier:
+// NDJSON files named after them (Type.ndjson, Type.000.ndjson.gz, as bulk
+// $export and Synthea write them) load before the rest.
+var tierTypes = [][]string{
+	{"Organization", "Location", "Practitioner", "Medication", "Substance", "Device"},
+	{"PractitionerRole", "HealthcareService", "Endpoint", "Patient", "Group"},
+}
+
+// Tiers splits files into load tiers: NDJSON files of referenced types
+// first (tierTypes), then everything else, each tier in file order.
+func Tiers(files []string) [][]string {
+	out := make([][]string, len(tierTypes)+1)
+	for _, f := range files {
+		t := len(tierTypes)
+		if kindOf(f) == "ndjson" {
+			typ, _, _ := strings.Cut(filepath.Base(f), ".")
+		search:
+			for i, types := range tierTypes {
+				for _, x := range types {
+					if strings.EqualFold(x, typ) {
+						t = i
+						break search
+					}
+				}
+			}
+		}
+		out[t] = append(out[t], f)
+	}
+	var tiers [][]string
+	for _, t := range out {
+		if len(t) > 0 {
+			tiers = append(tiers, t)
+		}
+	}
+	return tiers
+}
+
 // kindOf returns "bundle", "ndjson" or "" by file name.
 func kindOf(name string) string {
 	n := strings.TrimSuffix(strings.ToLower(name), ".gz")
@@ -223,26 +260,33 @@ func Load(ctx context.Context, cfg Config, files []string) (Summary, error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan job, cfg.Concurrency)
-	var wg sync.WaitGroup
-	for w := 0; w < cfg.Concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				l.send(ctx, j)
-			}
-		}()
-	}
 	stopProgress := l.progress(ctx)
 	var readErr error
-	for _, f := range files {
-		if readErr = l.read(ctx, f, jobs); readErr != nil {
+	for _, tier := range Tiers(files) {
+		// Each tier completes before the next starts, so conditional
+		// references (Practitioner?identifier=…) find their targets.
+		jobs := make(chan job, cfg.Concurrency)
+		var wg sync.WaitGroup
+		for w := 0; w < cfg.Concurrency; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range jobs {
+					l.send(ctx, j)
+				}
+			}()
+		}
+		for _, f := range tier {
+			if readErr = l.read(ctx, f, jobs); readErr != nil {
+				break
+			}
+		}
+		close(jobs)
+		wg.Wait()
+		if readErr != nil {
 			break
 		}
 	}
-	close(jobs)
-	wg.Wait()
 	stopProgress()
 	s := Summary{
 		Files: len(files), Bundles: int(l.bundles.Load()), Resources: int(l.doneRes.Load()),

@@ -161,3 +161,44 @@ func TestLoadRejected(t *testing.T) {
 		t.Fatal("Expand of an empty glob succeeded")
 	}
 }
+
+// TestLoadSyntheaNDJSON loads the Synthea bulk NDJSON sample (skipped when
+// the shared data is absent): every line is accepted and each type's count
+// matches its file's line count.
+func TestLoadSyntheaNDJSON(t *testing.T) {
+	dir := "../../../shared/data/synthea/ndjson-10-patients"
+	files, err := loader.Expand([]string{filepath.Join(dir, "*.ndjson.gz")})
+	if err != nil {
+		t.Skipf("no Synthea NDJSON in %s (shared data absent): %v", dir, err)
+	}
+	if testing.Short() {
+		files = files[:3]
+	}
+	inst := servertest.New(t, server.Options{SQLiteSync: "NORMAL"})
+	s, err := loader.Load(context.Background(), loader.Config{Base: inst.Base("default"), Concurrency: 2}, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Failed != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	total := 0
+	for _, f := range files {
+		typ := strings.SplitN(filepath.Base(f), ".", 2)[0]
+		raw, _ := os.ReadFile(f)
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		buf.ReadFrom(zr)
+		lines := bytes.Count(bytes.TrimSpace(buf.Bytes()), []byte("\n")) + 1
+		total += lines
+		if got := count(t, inst, typ); got != lines {
+			t.Errorf("%s: %d stored, %d lines", typ, got, lines)
+		}
+	}
+	if s.Resources != total {
+		t.Errorf("summary says %d resources, files hold %d", s.Resources, total)
+	}
+}
