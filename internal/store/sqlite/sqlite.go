@@ -66,17 +66,19 @@ type Options struct {
 // Store is the embedded engine. It implements store.Store; see the package
 // comment for its invariants.
 type Store struct {
-	path   string
-	log    *slog.Logger
-	wdb    *sql.DB // exactly one connection, owned by the writer goroutine
-	wconn  *sql.Conn
-	rdb    *sql.DB
-	r      readStmts
-	pend   pendingCache
-	w      *writer
-	locks  locks
-	closed atomic.Bool
-	once   sync.Once
+	path     string
+	log      *slog.Logger
+	wdb      *sql.DB // exactly one connection, owned by the writer goroutine
+	wconn    *sql.Conn
+	rdb      *sql.DB
+	r        readStmts
+	pend     pendingCache
+	w        *writer
+	locks    locks
+	closed   atomic.Bool
+	cdb      *sql.DB       // the checkpointer's connection
+	ckptDone chan struct{} // closed when the checkpointer has stopped
+	once     sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -111,6 +113,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		if s.rdb != nil {
 			s.rdb.Close()
 		}
+		if s.cdb != nil {
+			s.cdb.Close()
+		}
 		wdb.Close()
 		return nil, err
 	}
@@ -143,10 +148,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.r.prepare(ctx, s.rdb); err != nil {
 		return fail(err)
 	}
+	if s.cdb, err = sql.Open("sqlite", writerDSN(path, opts)); err != nil {
+		return fail(fmt.Errorf("sqlite: open checkpointer %s: %w", path, err))
+	}
+	s.cdb.SetMaxOpenConns(1)
 	s.w, err = newWriter(ctx, s.wconn, opts, log)
 	if err != nil {
 		return fail(err)
 	}
+	s.ckptDone = make(chan struct{})
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -199,7 +210,10 @@ func writerDSN(path string, o Options) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "synchronous("+o.Synchronous+")")
-	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", o.CheckpointPages))
+	// Checkpoints run on their own connection (see checkpointer), off the
+	// commit path; the writer's own automatic checkpoint is only a safety
+	// net should they fall far behind.
+	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", 4*o.CheckpointPages))
 	// Deleted content is zeroed in place where that costs no extra I/O, so a
 	// deleted account's wrapped key ring does not linger in its page.
 	q.Add("_pragma", "secure_delete(FAST)")
@@ -241,8 +255,9 @@ func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
 		s.w.stop()
+		<-s.ckptDone
 		s.r.close()
-		err = errors.Join(s.w.closeStmts(), s.wconn.Close(), s.wdb.Close(), s.rdb.Close())
+		err = errors.Join(s.w.closeStmts(), s.cdb.Close(), s.wconn.Close(), s.wdb.Close(), s.rdb.Close())
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
@@ -289,4 +304,36 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// checkpointInterval is how often the checkpointer runs.
+const checkpointInterval = 200 * time.Millisecond
+
+// checkpointer copies WAL frames into the database file on a connection of
+// its own, so the writer never waits for that I/O and its fsync: a PASSIVE
+// checkpoint runs alongside commits and never blocks them. Once it has
+// copied every frame, the writer's next transaction restarts the WAL from
+// its beginning. It stops when the writer stops.
+func (s *Store) checkpointer() {
+	defer close(s.ckptDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	var last int
+	for {
+		select {
+		case <-s.w.quit:
+			return
+		case <-t.C:
+		}
+		if n := int(s.w.groups.Load()); n == last {
+			continue // nothing committed since the last run
+		} else {
+			last = n
+		}
+		var busy, frames, done int
+		err := s.cdb.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done)
+		if err != nil {
+			s.log.Warn("sqlite: checkpoint failed", "err", err)
+		}
+	}
 }
