@@ -171,16 +171,9 @@ func (s *Searcher) search(req *http.Request, account string, types []string, par
 		}
 	}
 	if len(q.ctl.sort) > 0 {
-		head, tail := all, []store.Ref(nil)
-		if len(types) == 1 && q.ctl.summary != "count" {
-			if head, tail, err = r.newestFirst(types[0], all, q.ctl.sort[0], offset+q.ctl.count); err != nil {
-				return nil, err
-			}
-		}
-		if head, err = r.sortRefs(head, q.ctl.sort); err != nil {
+		if all, err = r.sortRefs(all, q.ctl.sort); err != nil {
 			return nil, err
 		}
-		all = append(head, tail...)
 	} else if system || comp != nil {
 		sortRefs(all)
 	}
@@ -467,60 +460,6 @@ func (r *run) sortRefs(refs []store.Ref, specs []sortKeySpec) ([]store.Ref, erro
 		out[i] = refs[j]
 	}
 	return out, nil
-}
-
-// newestFirst narrows a descending date sort: it finds, with blind date
-// tokens, the smallest window of recent days [X, ∞) holding at least need
-// of the matches, and returns those (head, to be sorted) and the rest
-// (tail, which all sort after head: every value of a tail resource ends
-// before day X). Without a usable window head is all of refs.
-func (r *run) newestFirst(typ string, refs []store.Ref, key sortKeySpec, need int) (head, tail []store.Ref, err error) {
-	p, ok := r.s.ps.lookup(typ, key.code)
-	const minRefs = 200 // below this, sorting everything is cheap
-	if !ok || !key.desc || p.Type != searchparam.Date || p.expr == nil || len(refs) <= max(need, minRefs) || need <= 0 {
-		return refs, nil, nil
-	}
-	in := make(map[store.Ref]bool, len(refs))
-	for _, ref := range refs {
-		in[ref] = true
-	}
-	today := dayNumber(r.now)
-	for k := 5; k <= dayBits; k += 2 {
-		from := uint64(0)
-		if back := uint64(1) << uint(k); back < today {
-			from = today - back
-		}
-		if from == 0 {
-			break
-		}
-		nodes, _ := cover(from, maxDay, dayBits)
-		cl := make([][]byte, 0, len(nodes))
-		for _, n := range nodes {
-			cl = append(cl, r.keys.Token(typ, p.Code, kDateHigh, n))
-		}
-		window, err := r.s.cfg.Store.Lookup(r.ctx, r.account, store.Match{Types: []string{typ}, Clauses: [][][]byte{cl}, MaxSeq: r.maxSeq})
-		if err != nil {
-			return nil, nil, fmt.Errorf("search: sort window: %w", err)
-		}
-		head = head[:0]
-		inWindow := make(map[store.Ref]bool, len(window))
-		for _, ref := range window {
-			if in[ref] {
-				head = append(head, ref)
-				inWindow[ref] = true
-			}
-		}
-		if len(head) >= need {
-			tail = make([]store.Ref, 0, len(refs)-len(head))
-			for _, ref := range refs {
-				if !inWindow[ref] {
-					tail = append(tail, ref)
-				}
-			}
-			return head, tail, nil
-		}
-	}
-	return refs, nil, nil
 }
 
 // includes resolves _include and _revinclude (with :iterate) for a page.

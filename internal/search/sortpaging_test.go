@@ -12,10 +12,9 @@ import (
 	"github.com/kilnhealth/kiln/internal/store"
 )
 
-// TestDescendingDateSortWindow checks _sort=-date on enough resources to
-// use the recent-days window (only the newest are decrypted) against an
-// order computed independently, over several pages.
-func TestDescendingDateSortWindow(t *testing.T) {
+// TestDateSortPaging checks _sort=-date (over three pages) and _sort=date
+// on 400 resources against orders computed independently.
+func TestDateSortPaging(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	srv := e.inst.Server
