@@ -13,6 +13,8 @@
 //     transaction, each inside its own SAVEPOINT (so one caller's failed
 //     precondition rolls back only that caller's writes), commits once, and
 //     only then answers the callers: one fsync per group.
+//   - Checkpoints (WAL into the database file) run on a connection of their
+//     own, never on the writer.
 //   - Durable on return. With the default Synchronous "FULL", a Commit that
 //     returned nil has been fsynced to the WAL and survives a crash or power
 //     loss. "NORMAL" is an explicit, documented relaxation: it survives a
