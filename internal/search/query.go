@@ -171,7 +171,6 @@ func parseQuery(params url.Values) (*query, error) {
 		case "_page":
 			q.ctl.page = vs[len(vs)-1]
 		case "_type":
-			q.ctl.typesGiven = true
 			for _, v := range vs {
 				for _, t := range strings.Split(v, ",") {
 					if t = strings.TrimSpace(t); t != "" {
@@ -179,6 +178,7 @@ func parseQuery(params url.Values) (*query, error) {
 					}
 				}
 			}
+			q.ctl.typesGiven = len(q.ctl.types) > 0
 		case "_contained", "_containedType", "_list", "_text", "_content", "_query", "_filter":
 			return nil, unsupported(k, "%s is not supported", base)
 		default:
