@@ -320,6 +320,7 @@ func (r *run) findCrits(typ string, raws []rawCriterion, extra []*crit) ([]store
 	if err != nil {
 		return nil, fmt.Errorf("search: lookup %s: %w", typ, err)
 	}
+	refs = uniqRefs(refs)
 	if exact || len(crits) == 0 {
 		return refs, nil
 	}
@@ -407,6 +408,22 @@ func strictHandling(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// uniqRefs drops adjacent duplicates from refs ordered by (Type, ID). The
+// store contract does not promise distinct refs for a single OR-set (the
+// PostgreSQL engine returns one row per matching token).
+func uniqRefs(refs []store.Ref) []store.Ref {
+	if len(refs) < 2 {
+		return refs
+	}
+	out := refs[:1]
+	for _, r := range refs[1:] {
+		if r != out[len(out)-1] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // sortRefs orders refs by (Type, ID).

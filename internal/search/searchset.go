@@ -161,6 +161,7 @@ func (s *Searcher) search(req *http.Request, account string, types []string, par
 		if all, err = s.cfg.Store.Lookup(r.ctx, account, store.Match{Types: ts, MaxSeq: r.maxSeq}); err != nil {
 			return nil, fmt.Errorf("search: lookup: %w", err)
 		}
+		all = uniqRefs(all)
 	} else {
 		for _, t := range types {
 			refs, err := r.find(t, q.crits)
@@ -520,6 +521,7 @@ func (r *run) includes(matches []*doc, q *query) ([]*doc, error) {
 			if err != nil {
 				return nil, fmt.Errorf("search: revinclude: %w", err)
 			}
+			refs = uniqRefs(refs)
 			for _, ref := range refs {
 				add(ref)
 			}
