@@ -290,8 +290,8 @@ func validID(id string) bool {
 }
 
 // ConditionalLockName is the store lock that serialises conditional creates
-// and updates of one resource type in one account. Direct conditional
-// requests should take the same lock so they exclude bundle entries.
+// and updates of one resource type in one account when the Resolver is not
+// a ConditionalLocker.
 func ConditionalLockName(account, typ string) string {
 	return "kiln/conditional/" + account + "/" + typ
 }
@@ -299,7 +299,7 @@ func ConditionalLockName(account, typ string) string {
 // lock takes the conditional locks of the given entries (sorted, so two
 // transactions cannot deadlock) and returns their release.
 func (p *processing) lock(ctx context.Context, es []*entry) (func(), error) {
-	if p.h.cfg.Locker == nil {
+	if _, ok := p.h.cfg.Resolver.(ConditionalLocker); !ok && p.h.cfg.Locker == nil {
 		return func() {}, nil
 	}
 	set := map[string]bool{}
@@ -319,8 +319,15 @@ func (p *processing) lock(ctx context.Context, es []*entry) (func(), error) {
 			unlocks[i]()
 		}
 	}
+	cl, _ := p.h.cfg.Resolver.(ConditionalLocker)
 	for _, n := range names {
-		u, err := p.h.cfg.Locker.Lock(ctx, n)
+		var u func()
+		var err error
+		if cl != nil {
+			u, err = cl.ConditionalLock(ctx, p.account, strings.TrimPrefix(n, ConditionalLockName(p.account, "")))
+		} else {
+			u, err = p.h.cfg.Locker.Lock(ctx, n)
+		}
 		if err != nil {
 			release()
 			return nil, fmt.Errorf("bundle: conditional lock: %w", err)
@@ -328,6 +335,13 @@ func (p *processing) lock(ctx context.Context, es []*entry) (func(), error) {
 		unlocks = append(unlocks, u)
 	}
 	return release, nil
+}
+
+// ConditionalLocker is implemented by a Resolver that owns the lock of
+// conditional writes (search.Searcher does), so that bundle entries and
+// direct conditional requests exclude each other.
+type ConditionalLocker interface {
+	ConditionalLock(ctx context.Context, account, resourceType string) (unlock func(), err error)
 }
 
 // resolve runs a conditional search.
