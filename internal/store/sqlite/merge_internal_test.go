@@ -207,3 +207,68 @@ func TestMigrateFromV1(t *testing.T) {
 		t.Errorf("Current after migration: %+v, %v", v, err)
 	}
 }
+
+// Lookups running while merges commit never lose or duplicate a resource
+// whose tokens do not change.
+func TestLookupDuringMerges(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "kiln.db"), Options{MergeEvery: 8, Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateAccount(ctx, store.Account{Name: "acme", CreatedAt: time.Now(), Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	const stable = 100
+	for i := range stable {
+		w := store.Write{Version: store.Version{Type: "Patient", ID: fmt.Sprint("s", i), VersionID: 1, LastUpdated: time.Now()}, Tokens: [][]byte{tok("stable")}}
+		if _, err := s.Commit(ctx, "acme", []store.Write{w}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	writerErr := make(chan error, 1)
+	go func() {
+		defer close(writerErr)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			// New resources, and updates of the stable ones that keep their
+			// token, keep pending rows and merges coming.
+			ws := []store.Write{
+				{Version: store.Version{Type: "Patient", ID: fmt.Sprint("c", i), VersionID: 1, LastUpdated: time.Now()}, Tokens: [][]byte{tok("churn")}},
+				{Version: store.Version{Type: "Patient", ID: fmt.Sprint("s", i%stable), VersionID: int64(2 + i/stable), LastUpdated: time.Now()}, IfVersion: store.NoCheck, Tokens: [][]byte{tok("stable"), tok(fmt.Sprint("v", i))}},
+			}
+			if _, err := s.Commit(ctx, "acme", ws); err != nil {
+				writerErr <- err
+				return
+			}
+		}
+	}()
+	m := store.Match{Clauses: [][][]byte{{tok("stable")}}}
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	lookups := 0
+	for time.Now().Before(deadline) {
+		refs, err := s.Lookup(ctx, "acme", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(refs) != stable {
+			t.Fatalf("Lookup during merges found %d stable resources, want %d", len(refs), stable)
+		}
+		lookups++
+	}
+	close(done)
+	if err := <-writerErr; err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.TokenMerges < 3 {
+		t.Errorf("only %d merges ran during %d lookups: the test did not exercise them", st.TokenMerges, lookups)
+	} else {
+		t.Logf("%d lookups across %d merges", lookups, st.TokenMerges)
+	}
+}

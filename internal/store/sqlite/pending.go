@@ -19,6 +19,36 @@ type pendingCache struct {
 	indexed int64 // the indexed_seq the entries are relative to
 	tail    int64 // highest seq read
 	byRef   map[pendingKey]pendingEntry
+	byToken map[string]map[pendingKey]struct{} // inverted index of byRef
+}
+
+func (c *pendingCache) put(k pendingKey, e pendingEntry) {
+	c.drop(k)
+	c.byRef[k] = e
+	for _, t := range e.tokens {
+		set := c.byToken[string(t)]
+		if set == nil {
+			set = map[pendingKey]struct{}{}
+			c.byToken[string(t)] = set
+		}
+		set[k] = struct{}{}
+	}
+}
+
+func (c *pendingCache) drop(k pendingKey) {
+	old, ok := c.byRef[k]
+	if !ok {
+		return
+	}
+	for _, t := range old.tokens {
+		if set := c.byToken[string(t)]; set != nil {
+			delete(set, k)
+			if len(set) == 0 {
+				delete(c.byToken, string(t))
+			}
+		}
+	}
+	delete(c.byRef, k)
 }
 
 type pendingKey struct {
@@ -32,11 +62,9 @@ type pendingEntry struct {
 	tokens  [][]byte
 }
 
-// pendingMatch is what one Lookup needs from the cache: every pending ref of
-// the account (their index rows are stale and must be ignored) and those
+// pendingMatch is what one Lookup takes from the cache: the pending refs
 // that match.
 type pendingMatch struct {
-	all     map[store.Ref]struct{}
 	matched []store.Ref
 }
 
@@ -53,7 +81,7 @@ func (s *Store) pendingFor(ctx context.Context, acct int64, m store.Match) (int6
 	if indexed != c.indexed {
 		for k, e := range c.byRef {
 			if e.seq <= indexed {
-				delete(c.byRef, k)
+				c.drop(k)
 			}
 		}
 		c.indexed = indexed
@@ -74,7 +102,7 @@ func (s *Store) pendingFor(ctx context.Context, acct int64, m store.Match) (int6
 			rows.Close()
 			return 0, pendingMatch{}, fmt.Errorf("%s/%s: %w", k.ref.Type, k.ref.ID, err)
 		}
-		c.byRef[k] = e
+		c.put(k, e)
 		c.tail = max(c.tail, e.seq)
 	}
 	if err := rows.Close(); err != nil {
@@ -84,23 +112,56 @@ func (s *Store) pendingFor(ctx context.Context, acct int64, m store.Match) (int6
 		return 0, pendingMatch{}, err
 	}
 
-	pm := pendingMatch{all: map[store.Ref]struct{}{}}
-	for k, e := range c.byRef {
-		if k.acct != acct {
-			continue
-		}
-		pm.all[k.ref] = struct{}{}
-		if e.deleted || (m.MaxSeq > 0 && e.seq > m.MaxSeq) {
-			continue
+	var pm pendingMatch
+	consider := func(k pendingKey) {
+		e := c.byRef[k]
+		if k.acct != acct || e.deleted || (m.MaxSeq > 0 && e.seq > m.MaxSeq) {
+			return
 		}
 		if len(m.Types) > 0 && !slices.Contains(m.Types, k.ref.Type) {
-			continue
+			return
 		}
 		if matches(e.tokens, m.Clauses) {
 			pm.matched = append(pm.matched, k.ref)
 		}
 	}
+	if len(m.Clauses) == 0 {
+		for k := range c.byRef {
+			consider(k)
+		}
+		return indexed, pm, nil
+	}
+	// Candidates come from the first clause's tokens; a key found through
+	// two of its tokens is considered once.
+	seen := map[pendingKey]bool{}
+	for _, t := range m.Clauses[0] {
+		for k := range c.byToken[string(t)] {
+			if !seen[k] {
+				seen[k] = true
+				consider(k)
+			}
+		}
+	}
 	return indexed, pm, nil
+}
+
+// withoutPending drops from refs the resources of acct that are pending in
+// the cache (their index rows are stale). It reports false when the cache
+// has moved to another indexed_seq since the Lookup began.
+func (s *Store) withoutPending(acct, indexed int64, refs []store.Ref) ([]store.Ref, bool) {
+	c := &s.pend
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.indexed != indexed {
+		return nil, false
+	}
+	out := refs[:0]
+	for _, r := range refs {
+		if _, ok := c.byRef[pendingKey{acct: acct, ref: r}]; !ok {
+			out = append(out, r)
+		}
+	}
+	return out, true
 }
 
 // matches reports whether tokens satisfy every clause (each an OR).

@@ -282,7 +282,7 @@ func (s *Store) Lookup(ctx context.Context, account string, m store.Match) ([]st
 		if err != nil {
 			return nil, s.wrap(err, "lookup %s", account)
 		}
-		refs, err := s.lookupIndexed(ctx, acct, m)
+		refs, err := s.lookupIndexed(ctx, s.rdb, acct, m)
 		if err != nil {
 			return nil, s.wrap(err, "lookup %s", account)
 		}
@@ -290,28 +290,101 @@ func (s *Store) Lookup(ctx context.Context, account string, m store.Match) ([]st
 		if err := s.r.indexedSeq.QueryRowContext(ctx).Scan(&now); err != nil {
 			return nil, s.wrap(err, "lookup %s", account)
 		}
-		if now != indexed && attempt < 10 {
-			continue // a merge moved tokens between the two reads
+		out, ok := refs, now == indexed
+		if ok {
+			out, ok = s.withoutPending(acct, indexed, refs)
 		}
-		out := refs[:0]
-		for _, r := range refs {
-			if _, ok := pend.all[r]; !ok {
-				out = append(out, r)
+		if !ok { // a merge moved tokens meanwhile: start again
+			if attempt >= 2 {
+				// Merges keep landing: answer from one read snapshot.
+				refs, err := s.lookupSnapshot(ctx, acct, m)
+				if err != nil {
+					return nil, s.wrap(err, "lookup %s", account)
+				}
+				return refs, nil
 			}
+			continue
 		}
-		out = append(out, pend.matched...)
-		slices.SortFunc(out, func(a, b store.Ref) int {
-			if c := strings.Compare(a.Type, b.Type); c != 0 {
-				return c
-			}
-			return strings.Compare(a.ID, b.ID)
-		})
-		return slices.Compact(out), nil
+		return sortRefs(append(out, pend.matched...)), nil
 	}
 }
 
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// lookupSnapshot answers m from one read transaction: the token index and
+// the pending current rows, read directly rather than through the cache.
+// It is the slow, always-consistent path.
+func (s *Store) lookupSnapshot(ctx context.Context, acct int64, m store.Match) ([]store.Ref, error) {
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var indexed int64
+	if err := tx.StmtContext(ctx, s.r.indexedSeq).QueryRowContext(ctx).Scan(&indexed); err != nil {
+		return nil, err
+	}
+	rows, err := tx.StmtContext(ctx, s.r.tail).QueryContext(ctx, indexed)
+	if err != nil {
+		return nil, err
+	}
+	pending := map[store.Ref]bool{}
+	var matched []store.Ref
+	for rows.Next() {
+		var k pendingKey
+		var e pendingEntry
+		var tokens []byte
+		if err := rows.Scan(&k.acct, &k.ref.Type, &k.ref.ID, &e.seq, &e.deleted, &tokens); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if k.acct != acct {
+			continue
+		}
+		if e.tokens, err = decodeList(tokens); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		pending[k.ref] = true
+		if !e.deleted && (m.MaxSeq <= 0 || e.seq <= m.MaxSeq) &&
+			(len(m.Types) == 0 || slices.Contains(m.Types, k.ref.Type)) && matches(e.tokens, m.Clauses) {
+			matched = append(matched, k.ref)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	refs, err := s.lookupIndexed(ctx, tx, acct, m)
+	if err != nil {
+		return nil, err
+	}
+	out := refs[:0]
+	for _, r := range refs {
+		if !pending[r] {
+			out = append(out, r)
+		}
+	}
+	return sortRefs(append(out, matched...)), nil
+}
+
+func sortRefs(refs []store.Ref) []store.Ref {
+	slices.SortFunc(refs, func(a, b store.Ref) int {
+		if c := strings.Compare(a.Type, b.Type); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return slices.Compact(refs)
+}
+
 // lookupIndexed runs m against the token index alone.
-func (s *Store) lookupIndexed(ctx context.Context, acct int64, m store.Match) ([]store.Ref, error) {
+func (s *Store) lookupIndexed(ctx context.Context, q querier, acct int64, m store.Match) ([]store.Ref, error) {
 	var args []any
 	typeFilter := func(col string) string {
 		if len(m.Types) == 0 {
@@ -350,7 +423,7 @@ func (s *Store) lookupIndexed(ctx context.Context, acct int64, m store.Match) ([
 		args = append(args, m.MaxSeq)
 	}
 	query += " ORDER BY 1, 2"
-	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -96,7 +96,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{path: path, log: log, locks: locks{m: map[string]*lockEntry{}}, pend: pendingCache{byRef: map[pendingKey]pendingEntry{}}}
+	s := &Store{path: path, log: log, locks: locks{m: map[string]*lockEntry{}}, pend: pendingCache{byRef: map[pendingKey]pendingEntry{}, byToken: map[string]map[pendingKey]struct{}{}}}
 	wdb, err := sql.Open("sqlite", writerDSN(path, opts))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
