@@ -435,3 +435,12 @@ func sortRefs(refs []store.Ref) {
 		return refs[i].ID < refs[j].ID
 	})
 }
+
+// The interfaces this package implements.
+var (
+	_ resources.Indexer        = (*Indexer)(nil)
+	_ rest.Searcher            = (*Searcher)(nil)
+	_ rest.SearchCapabilities  = (*Searcher)(nil)
+	_ rest.CompartmentSearcher = (*Searcher)(nil)
+	_ rest.ReindexRunner       = (*Searcher)(nil)
+)
