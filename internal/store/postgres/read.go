@@ -225,7 +225,7 @@ func (s *Store) Lookup(ctx context.Context, account string, m store.Match) ([]st
 				empty = true
 				break
 			}
-			parts = append(parts, "SELECT type, id FROM kiln_tokens WHERE account = "+acct+
+			parts = append(parts, "SELECT DISTINCT type, id FROM kiln_tokens WHERE account = "+acct+
 				" AND token = ANY("+args.add(clause)+"::bytea[])"+typeCond)
 		}
 		from = "(" + strings.Join(parts, " INTERSECT ") + ") m JOIN kiln_current c ON c.account = " + acct +

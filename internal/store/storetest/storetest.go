@@ -659,6 +659,9 @@ func testLookup(t *testing.T, e Engine) {
 			[]string{"Observation/o1"}},
 		{"or", store.Match{Types: []string{"Patient"}, Clauses: [][][]byte{cl("male", "jones")}},
 			[]string{"Patient/p1", "Patient/p2"}},
+		// p1 has both tokens: it must come back once.
+		{"or hitting one resource twice", store.Match{Types: []string{"Patient"}, Clauses: [][][]byte{cl("smith", "jones")}},
+			[]string{"Patient/late", "Patient/p1", "Patient/p2"}},
 		{"and", store.Match{Clauses: [][][]byte{cl("female"), cl("smith")}},
 			[]string{"Observation/o1", "Patient/late", "Patient/p1"}},
 		{"and of ors", store.Match{Clauses: [][][]byte{cl("male", "female"), cl("jones", "green", "nothing")}},
