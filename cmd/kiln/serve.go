@@ -25,6 +25,8 @@ type serveFlags struct {
 	logLevel         string
 	synchronous      string
 	akv              server.AKVOptions
+	maxBundleEntries int
+	maxBundleBytes   int64
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,6 +45,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.akv.Auth, "akv-auth", "token", "credential for Azure Key Vault–protocol keys: token (built-in vault), managed-identity, client-secret, workload-identity or azure-cli")
 	fs.StringVar(&f.akv.TokenFile, "akv-token-file", "", "bearer token file for --akv-auth=token (default: Kiln's own token at the embedded vault, {data}/vault-token)")
 	fs.StringVar(&f.akv.CAFile, "akv-ca", "", "extra PEM CA to trust for key vault TLS, e.g. a stand-alone kiln vault's ca.pem")
+	fs.IntVar(&f.maxBundleEntries, "max-bundle-entries", 0, "most entries in one batch or transaction Bundle (0: the default, 10000)")
+	fs.Int64Var(&f.maxBundleBytes, "max-bundle-bytes", 0, "largest Bundle request body in bytes (0: the default, 64 MiB)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,6 +62,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv, err := server.New(ctx, server.Options{
 		DataDir: f.data, Store: f.store, KeyCheckInterval: f.keyCheckInterval, UnreachableGrace: f.unreachableGrace,
 		VaultAddr: f.vaultAddr, PublicURL: f.publicURL, SQLiteSync: f.synchronous, AKV: f.akv, Version: version, Logger: log,
+		MaxBundleEntries: f.maxBundleEntries, MaxBundleBytes: f.maxBundleBytes,
 	})
 	if err != nil {
 		return err
