@@ -100,6 +100,11 @@ func (e *entry) info() Info {
 	if !e.checkedAt.IsZero() {
 		enc.KeyCheckedAt = e.checkedAt
 	}
+	// What this node enforces wins over the stored row, which may lag when
+	// persisting the status failed.
+	if l := e.lost.Load(); l != nil {
+		enc.KeyStatus, enc.KeyStatusReason, enc.KeyStatusMessage = l.Status, l.Reason, l.Message
+	}
 	status := "Active"
 	if enc.KeyStatus != StatusActive {
 		status = "Inaccessible"
