@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
@@ -47,6 +48,14 @@ func (p *processing) patched(e *entry, cur *resources.Resource) (map[string]any,
 	}
 	res, err := p.h.res.Parse(body, e.typ)
 	if err != nil {
+		// The patch was well-formed but leaves an invalid resource: 422
+		// (http://hl7.org/fhir/R4/http.html#patch).
+		var inv *resources.InvalidError
+		if errors.As(err, &inv) {
+			c := *inv
+			c.Status = http.StatusUnprocessableEntity
+			return nil, &c
+		}
 		return nil, err
 	}
 	if err := rewriteRefs(res, func(ref string) (string, error) {

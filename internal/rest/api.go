@@ -98,6 +98,27 @@ func (a *API) compartmentSearch(w http.ResponseWriter, r *http.Request, req *req
 	a.writeBody(w, r, http.StatusOK, body)
 }
 
+// ConditionalRequest is one conditional interaction handed to a
+// Conditional handler: Method is POST (with IfNoneExist), PUT or DELETE
+// (URL "Type?search"), or PATCH (URL "Type/id" or "Type?search", Body a
+// JSON Patch document).
+type ConditionalRequest struct {
+	Account     string
+	Method      string
+	URL         string // relative to the account base
+	IfNoneExist string
+	IfMatch     string
+	Body        []byte
+}
+
+// Conditional serves conditional create, update, delete and patch (the
+// bundle package implements it with a one-entry transaction, so both paths
+// share search resolution and the conditional lock). It writes the whole
+// response, errors included.
+type Conditional interface {
+	Conditional(w http.ResponseWriter, r *http.Request, c ConditionalRequest)
+}
+
 // Config wires an API.
 type Config struct {
 	Resources *resources.Service
@@ -105,7 +126,10 @@ type Config struct {
 	Searcher  Searcher // optional
 	// Bundles handles POST to the account base (batch/transaction); optional.
 	Bundles http.Handler
-	Logger  *slog.Logger
+	// Conditional serves conditional interactions and PATCH; optional
+	// (without it they are answered 400 not-supported).
+	Conditional Conditional
+	Logger      *slog.Logger
 	// MaxBodyBytes bounds request bodies (default 16 MiB).
 	MaxBodyBytes int64
 	// PublicURL, when set, is the externally visible origin
@@ -220,8 +244,10 @@ func (a *API) route(w http.ResponseWriter, r *http.Request, req *request) {
 			a.create(w, r, req, typ)
 		case http.MethodGet:
 			a.search(w, r, req, []string{typ})
+		case http.MethodPut, http.MethodDelete, http.MethodPatch:
+			a.conditional(w, r, req, typ, "")
 		default:
-			a.methodNotAllowed(w, r, "GET, POST")
+			a.methodNotAllowed(w, r, "GET, POST, PUT, DELETE, PATCH")
 		}
 	case len(s) == 2 && s[1] == "_history":
 		a.only(w, r, req, http.MethodGet, func(w http.ResponseWriter, r *http.Request, req *request) { a.history(w, r, req, s[0], "") })
@@ -240,8 +266,10 @@ func (a *API) route(w http.ResponseWriter, r *http.Request, req *request) {
 			a.update(w, r, req, typ, id)
 		case http.MethodDelete:
 			a.delete(w, r, req, typ, id)
+		case http.MethodPatch:
+			a.conditional(w, r, req, typ, id)
 		default:
-			a.methodNotAllowed(w, r, "GET, HEAD, PUT, DELETE")
+			a.methodNotAllowed(w, r, "GET, HEAD, PUT, DELETE, PATCH")
 		}
 	case len(s) == 3 && s[2] != "_history" && s[2] != "_search" && (m == http.MethodGet || m == http.MethodHead):
 		a.compartmentSearch(w, r, req, s[0], s[1], s[2])
@@ -312,7 +340,9 @@ func (a *API) negotiate(r *http.Request, req *request) error {
 	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 		if ct := r.Header.Get("Content-Type"); ct != "" {
 			mt, _, err := mime.ParseMediaType(ct)
-			if err != nil || !(mt == "application/fhir+json" || mt == "application/json" || mt == "application/json+fhir" || mt == "application/x-www-form-urlencoded" && strings.HasSuffix(r.URL.Path, "/_search")) {
+			if err != nil || !(mt == "application/fhir+json" || mt == "application/json" || mt == "application/json+fhir" ||
+				mt == "application/x-www-form-urlencoded" && strings.HasSuffix(r.URL.Path, "/_search") ||
+				mt == "application/json-patch+json" && r.Method == http.MethodPatch) {
 				return &httpError{status: 415, code: "not-supported", detail: DetailUnsupportedType, msg: "Content-Type " + ct + " is not supported; send application/fhir+json"}
 			}
 		}

@@ -45,6 +45,9 @@ func (a *API) capabilities(w http.ResponseWriter, r *http.Request, req *request)
 		return
 	}
 	interactions := []string{"read", "vread", "update", "delete", "history-instance", "history-type", "create"}
+	if a.cfg.Conditional != nil {
+		interactions = append(interactions, "patch")
+	}
 	sc, _ := a.cfg.Searcher.(SearchCapabilities)
 	if a.cfg.Searcher != nil {
 		interactions = append(interactions, "search-type")
@@ -58,12 +61,17 @@ func (a *API) capabilities(w http.ResponseWriter, r *http.Request, req *request)
 			ReadHistory:       true,
 			UpdateCreate:      true,
 			ConditionalDelete: "not-supported",
+			ConditionalCreate: a.cfg.Conditional != nil,
+			ConditionalUpdate: a.cfg.Conditional != nil,
 		}
 		for _, i := range interactions {
 			cr.Interaction = append(cr.Interaction, capInteraction{Code: i})
 		}
 		if sc != nil {
 			cr.SearchParam = sc.SearchParams(t)
+		}
+		if a.cfg.Conditional != nil {
+			cr.ConditionalDelete = "single"
 		}
 		res = append(res, cr)
 	}
@@ -96,6 +104,9 @@ func (a *API) capabilities(w http.ResponseWriter, r *http.Request, req *request)
 			"resource":    res,
 			"interaction": sys,
 		}},
+	}
+	if a.cfg.Conditional != nil {
+		cs["patchFormat"] = []string{"application/json-patch+json"}
 	}
 	a.writeJSON(w, r, http.StatusOK, cs)
 }

@@ -207,7 +207,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	fhirAPI = rest.New(rest.Config{Resources: s.Resources, Model: s.Model, Logger: log, PublicURL: o.PublicURL, Version: o.Version, Bundles: bundles, Searcher: searcher,
-		ReadOnlyAccounts: []string{SystemAccount}})
+		Conditional: bundles, ReadOnlyAccounts: []string{SystemAccount}})
 	mgmt := manage.New(manage.Config{Accounts: reg, Keys: keyPicker{p: akvClient}, Audit: s.audit, Store: st, Logger: log, PublicURL: o.PublicURL, Metrics: m.Handler()})
 	mux := http.NewServeMux()
 	mux.Handle(rest.Prefix, m.Middleware("fhir", fhirAPI))
