@@ -177,7 +177,7 @@ func ApplyJSONPatch(doc any, ops []any) (any, error) {
 			}
 		case "test":
 			var v any
-			if v, err = get(doc, ptr); err == nil && !jsonEqual(v, value) {
+			if v, err = get(doc, ptr); err == nil && !fhir.Equal(v, value) {
 				err = fmt.Errorf("test of %s failed", path)
 			}
 		default:
@@ -353,42 +353,4 @@ func deepCopy(v any) any {
 		return a
 	}
 	return v
-}
-
-// jsonEqual compares JSON values, numbers by value.
-func jsonEqual(a, b any) bool {
-	switch x := a.(type) {
-	case json.Number:
-		y, ok := b.(json.Number)
-		if !ok {
-			return false
-		}
-		fx, e1 := x.Float64()
-		fy, e2 := y.Float64()
-		return e1 == nil && e2 == nil && fx == fy
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, v := range x {
-			w, ok := y[k]
-			if !ok || !jsonEqual(v, w) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !jsonEqual(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	return reflect.DeepEqual(a, b)
 }

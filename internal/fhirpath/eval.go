@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/kilnhealth/kiln/internal/fhir"
 )
 
 type evalCtx struct {
@@ -635,7 +637,7 @@ func distinct(out, in []Node) []Node {
 next:
 	for _, n := range in {
 		for _, o := range out {
-			if valueEqual(o.Value, n.Value) {
+			if fhir.Equal(o.Value, n.Value) {
 				continue next
 			}
 		}
@@ -671,60 +673,9 @@ func (e *eqExpr) eval(c *evalCtx, this []Node) ([]Node, error) {
 	}
 	eq := len(a) == len(b)
 	for i := 0; eq && i < len(a); i++ {
-		eq = valueEqual(a[i].Value, b[i].Value)
+		eq = fhir.Equal(a[i].Value, b[i].Value)
 	}
 	return boolNode(eq != e.neg), nil
-}
-
-// valueEqual is FHIRPath equality on JSON values: primitives of the same
-// kind compare by value (numbers numerically), complex values compare
-// element by element.
-func valueEqual(a, b any) bool {
-	switch x := a.(type) {
-	case string:
-		y, ok := b.(string)
-		return ok && x == y
-	case bool:
-		y, ok := b.(bool)
-		return ok && x == y
-	case json.Number:
-		y, ok := b.(json.Number)
-		if !ok {
-			return false
-		}
-		if x == y {
-			return true
-		}
-		fx, errx := strconv.ParseFloat(string(x), 64)
-		fy, erry := strconv.ParseFloat(string(y), 64)
-		return errx == nil && erry == nil && fx == fy
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, v := range x {
-			w, ok := y[k]
-			if !ok || !valueEqual(v, w) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !valueEqual(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	case nil:
-		return b == nil
-	}
-	return false
 }
 
 type logicExpr struct {
