@@ -316,17 +316,7 @@ func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 func (h *Handler) writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
-	if r.URL.Query().Get("_pretty") == "true" {
-		var buf bytes.Buffer
-		if json.Indent(&buf, body, "", "  ") == nil {
-			body = buf.Bytes()
-		}
-	}
-	hd := w.Header()
-	hd.Set("Content-Type", "application/fhir+json; charset=utf-8")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	rest.WriteBody(w, r, status, body)
 }
 
 // preferReturn reads Prefer: return=minimal|representation|OperationOutcome.

@@ -76,9 +76,7 @@ func (h *Handler) Conditional(w http.ResponseWriter, r *http.Request, c rest.Con
 		w.WriteHeader(status)
 		return
 	}
-	hdr.Set("Content-Type", "application/fhir+json; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	rest.WriteBody(w, r, status, body)
 }
 
 // unwrapEntry drops the Bundle.entry[0] framing from a one-entry error, so a

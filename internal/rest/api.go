@@ -397,6 +397,13 @@ func (a *API) writeJSON(w http.ResponseWriter, r *http.Request, status int, v an
 
 // writeBody sends raw FHIR JSON.
 func (a *API) writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+	WriteBody(w, r, status, body)
+}
+
+// WriteBody sends a raw FHIR JSON body with the FHIR content type,
+// indenting it for _pretty=true and omitting it for HEAD. Other packages
+// that answer FHIR requests (bundles) use it so every answer looks alike.
+func WriteBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
 	if r.URL.Query().Get("_pretty") == "true" {
 		var buf bytes.Buffer
 		if json.Indent(&buf, body, "", "  ") == nil {
