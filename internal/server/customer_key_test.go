@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -439,6 +440,14 @@ func cryptoErase(t *testing.T, storeURL string) {
 	v := k.vault
 	v.grant("get", "wrapKey", "unwrapKey", "list")
 	v.createKey("erase1")
+	// The key picker lists the vault's keys with Kiln's own credential.
+	kp := k.do("GET", "/management/keys?vault="+url.QueryEscape(v.url), nil)
+	if kp.status != 200 || !strings.Contains(string(kp.body), `"keyUri": "`+v.keyURI("erase1")+`"`) {
+		t.Fatalf("key picker: %d %s", kp.status, kp.body)
+	}
+	if r := k.do("GET", "/management/keys?vault=not-a-url", nil); r.status != 400 {
+		t.Fatalf("key picker with a bad vault URL: %d %s", r.status, r.body)
+	}
 	for _, name := range []string{"gone", "purged"} {
 		if r := k.do("PUT", "/management/accounts/"+name, map[string]any{"encryption": map[string]any{"keySource": "customer", "keyUri": v.keyURI("erase1")}}); r.status != 201 {
 			t.Fatalf("create %s: %d %s", name, r.status, r.body)
