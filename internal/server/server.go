@@ -271,7 +271,9 @@ func openStore(ctx context.Context, o Options) (store.Store, error) {
 		if path == "" {
 			path = filepath.Join(o.DataDir, "kiln.db")
 		}
-		st, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: o.SQLiteSync})
+		// The data directory belongs to this process, so the store may keep
+		// a coherent cache of sealed current versions for reads by id.
+		st, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: o.SQLiteSync, VersionCache: 20000})
 		if err != nil {
 			return nil, fmt.Errorf("server: open SQLite store: %w", err)
 		}

@@ -99,6 +99,11 @@ func (s *Store) Current(ctx context.Context, account string, ref store.Ref) (sto
 	if s.closed.Load() {
 		return store.Version{}, fmt.Errorf("sqlite: current: %w", store.ErrClosed)
 	}
+	key := cacheKey(account, ref)
+	if v, ok := s.vcache.get(key); ok {
+		return v, nil
+	}
+	gen := s.vcache.generation()
 	v, err := scanVersion(s.r.current.QueryRowContext(ctx, ref.Type, ref.ID, account))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Version{}, fmt.Errorf("sqlite: current %s/%s/%s: %w", account, ref.Type, ref.ID, store.ErrNotFound)
@@ -106,6 +111,7 @@ func (s *Store) Current(ctx context.Context, account string, ref store.Ref) (sto
 	if err != nil {
 		return store.Version{}, s.wrap(err, "current %s/%s/%s", account, ref.Type, ref.ID)
 	}
+	s.vcache.put(key, v, gen)
 	return v, nil
 }
 

@@ -59,6 +59,13 @@ type Options struct {
 	MergeIdle time.Duration
 	// MaxBatch caps the requests grouped into one transaction (default 256).
 	MaxBatch int
+	// VersionCache is how many current versions (sealed, as stored) are
+	// kept in memory for reads by id (0: none, the default). The writer
+	// keeps it coherent with its own commits, so enable it only when this
+	// Store is the only handle writing the file — the normal case for
+	// kiln serve, whose data directory belongs to one process. Another
+	// handle's commits would not invalidate it.
+	VersionCache int
 	// Logger receives operational messages (never data). Default: discard.
 	Logger *slog.Logger
 }
@@ -73,6 +80,7 @@ type Store struct {
 	rdb      *sql.DB
 	r        readStmts
 	pend     pendingCache
+	vcache   *versionCache // nil when disabled
 	w        *writer
 	locks    locks
 	closed   atomic.Bool
@@ -152,7 +160,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return fail(fmt.Errorf("sqlite: open checkpointer %s: %w", path, err))
 	}
 	s.cdb.SetMaxOpenConns(1)
-	s.w, err = newWriter(ctx, s.wconn, opts, log)
+	s.vcache = newVersionCache(opts.VersionCache)
+	s.w, err = newWriter(ctx, s.wconn, opts, log, s.vcache)
 	if err != nil {
 		return fail(err)
 	}

@@ -26,11 +26,16 @@ type request struct {
 	checkpoint bool // truncate the WAL after the group commits (crypto-erase)
 	resources  int  // resource versions it writes (drives token merges)
 	done       chan error
+	// cacheKeys are the current versions it changes (versionCache keys);
+	// cacheAll drops the whole version cache (account deletion).
+	cacheKeys []string
+	cacheAll  bool
 }
 
 // writer owns the one write connection and applies queued requests in
 // groups.
 type writer struct {
+	cache  *versionCache // may be nil (disabled)
 	conn   *sql.Conn
 	tx     wtx
 	reqs   chan *request
@@ -64,8 +69,9 @@ type wtx struct {
 // writes. Callers' contexts are checked before their request is applied.
 var bg = context.Background()
 
-func newWriter(ctx context.Context, conn *sql.Conn, o Options, log *slog.Logger) (*writer, error) {
+func newWriter(ctx context.Context, conn *sql.Conn, o Options, log *slog.Logger, cache *versionCache) (*writer, error) {
 	w := &writer{
+		cache:      cache,
 		conn:       conn,
 		reqs:       make(chan *request, o.MaxBatch),
 		quit:       make(chan struct{}),
@@ -140,13 +146,18 @@ func (s *Store) do(ctx context.Context, checkpoint bool, fn func(tx *wtx) error)
 
 // doN is do for a request that writes n resource versions.
 func (s *Store) doN(ctx context.Context, checkpoint bool, n int, fn func(tx *wtx) error) error {
+	return s.submit(ctx, &request{fn: fn, checkpoint: checkpoint, resources: n, cacheAll: checkpoint})
+}
+
+// submit queues r for the writer and waits for its outcome.
+func (s *Store) submit(ctx context.Context, r *request) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{ctx: ctx, fn: fn, checkpoint: checkpoint, resources: n, done: make(chan error, 1)}
+	r.ctx, r.done = ctx, make(chan error, 1)
 	select {
 	case s.w.reqs <- r:
 	case <-s.w.quit:
@@ -508,11 +519,16 @@ func (w *writer) group(batch []*request) {
 		failLive(fmt.Errorf("commit: %w", err))
 		return
 	}
+	var changed []string
+	all := false
 	for _, i := range live {
 		if errs[i] == nil {
 			w.pending += batch[i].resources
+			changed = append(changed, batch[i].cacheKeys...)
+			all = all || batch[i].cacheAll
 		}
 	}
+	w.cache.invalidate(changed, all)
 	if checkpoint {
 		w.checkpoint()
 	}
@@ -562,7 +578,11 @@ func (s *Store) Commit(ctx context.Context, account string, writes []store.Write
 		}
 	}
 	seqs := make([]int64, len(writes))
-	err := s.doN(ctx, false, len(writes), func(tx *wtx) error {
+	keys := make([]string, len(writes))
+	for i := range writes {
+		keys[i] = cacheKey(account, store.Ref{Type: writes[i].Version.Type, ID: writes[i].Version.ID})
+	}
+	err := s.submit(ctx, &request{resources: len(writes), cacheKeys: keys, fn: func(tx *wtx) error {
 		acct, err := tx.accountID(account)
 		if err != nil {
 			return err
@@ -573,7 +593,7 @@ func (s *Store) Commit(ctx context.Context, account string, writes []store.Write
 			}
 		}
 		return nil
-	})
+	}})
 	if err != nil {
 		return nil, wrapErr(err, "commit %s", account)
 	}
