@@ -490,26 +490,7 @@ func (v *Vault) createKey(r *http.Request, c *call) (int, any, *apiError) {
 		ver.Enabled = *req.Enabled
 	}
 	ver.NBF, ver.Exp, ver.Tags = req.NBF, req.Exp, req.Tags
-	c.version = ver.ID
-	var out keyBundle
-	err = v.update(func(s *state) error {
-		v.sweep(s)
-		if _, del := s.Deleted[c.key]; del {
-			return v.conflictDeleted(c.key)
-		}
-		k := s.Keys[c.key]
-		if k == nil {
-			k = &keyRecord{Name: c.key}
-			s.Keys[c.key] = k
-		}
-		k.Versions = append(k.Versions, ver)
-		out = v.bundle(s, c.key, ver)
-		return nil
-	})
-	if err != nil {
-		return 0, nil, asAPIError(err)
-	}
-	return http.StatusOK, out, nil
+	return v.appendVersion(c, ver, true)
 }
 
 func (v *Vault) rotateKey(c *call) (int, any, *apiError) {
@@ -536,12 +517,29 @@ func (v *Vault) rotateKey(c *call) (int, any, *apiError) {
 			ver.Tags[t] = val
 		}
 	}
+	return v.appendVersion(c, ver, false)
+}
+
+// appendVersion stores ver as the newest version of c.key and answers with
+// its key bundle. With create, a missing key is made (a soft-deleted one is
+// a conflict); otherwise a missing key is KeyNotFound.
+func (v *Vault) appendVersion(c *call, ver *versionRecord, create bool) (int, any, *apiError) {
 	c.version = ver.ID
 	var out keyBundle
-	err = v.update(func(s *state) error {
+	err := v.update(func(s *state) error {
+		if create {
+			v.sweep(s)
+			if _, del := s.Deleted[c.key]; del {
+				return v.conflictDeleted(c.key)
+			}
+		}
 		k := s.Keys[c.key]
 		if k == nil {
-			return errKeyNotFound(c.key, "")
+			if !create {
+				return errKeyNotFound(c.key, "")
+			}
+			k = &keyRecord{Name: c.key}
+			s.Keys[c.key] = k
 		}
 		k.Versions = append(k.Versions, ver)
 		out = v.bundle(s, c.key, ver)

@@ -79,20 +79,47 @@ type errorDetail struct {
 type createRequest struct {
 	Kty     string // as sent: RSA, RSA-HSM, oct, oct-HSM
 	KeySize int
-	KeyOps  []string
-	Enabled *bool
-	NBF     *int64
-	Exp     *int64
-	Tags    map[string]string
+	keySettings
 }
 
 // updateRequest is a validated PATCH /keys/{name}/{version} body.
 type updateRequest struct {
-	KeyOps  []string // nil: unchanged
+	keySettings
+}
+
+// keySettings are the key properties that create and update share.
+type keySettings struct {
+	KeyOps  []string // nil: unchanged (update) or the default (create)
 	Enabled *bool
 	NBF     *int64
 	Exp     *int64
-	Tags    map[string]string // nil: unchanged
+	Tags    map[string]string // nil: unchanged (update)
+}
+
+// decodeSettings validates the properties create and update share.
+func decodeSettings(keyOps []string, attrs *wireAttributesIn, tags map[string]string, releasePolicy json.RawMessage) (keySettings, error) {
+	var r keySettings
+	if len(releasePolicy) > 0 && string(releasePolicy) != "null" {
+		return r, badParam("Key release policies are not supported by this vault.")
+	}
+	if keyOps != nil {
+		ops, err := checkKeyOps(keyOps)
+		if err != nil {
+			return r, err
+		}
+		r.KeyOps = ops
+	}
+	if err := checkAttributes(attrs); err != nil {
+		return r, err
+	}
+	if attrs != nil {
+		r.Enabled, r.NBF, r.Exp = attrs.Enabled, attrs.NBF, attrs.Exp
+	}
+	if err := checkTags(tags); err != nil {
+		return r, err
+	}
+	r.Tags = tags
+	return r, nil
 }
 
 // opRequest is a validated wrapkey/unwrapkey body.
@@ -262,28 +289,10 @@ func decodeCreate(body []byte) (createRequest, error) {
 	if in.Crv != nil {
 		return r, badParam("crv is not valid for key type %s.", in.Kty)
 	}
-	if len(in.ReleasePolicy) > 0 && string(in.ReleasePolicy) != "null" {
-		return r, badParam("Key release policies are not supported by this vault.")
-	}
 	r.Kty = in.Kty
-	if in.KeyOps != nil {
-		ops, err := checkKeyOps(in.KeyOps)
-		if err != nil {
-			return r, err
-		}
-		r.KeyOps = ops
-	}
-	if err := checkAttributes(in.Attributes); err != nil {
-		return r, err
-	}
-	if in.Attributes != nil {
-		r.Enabled, r.NBF, r.Exp = in.Attributes.Enabled, in.Attributes.NBF, in.Attributes.Exp
-	}
-	if err := checkTags(in.Tags); err != nil {
-		return r, err
-	}
-	r.Tags = in.Tags
-	return r, nil
+	var err error
+	r.keySettings, err = decodeSettings(in.KeyOps, in.Attributes, in.Tags, in.ReleasePolicy)
+	return r, err
 }
 
 // decodeUpdate parses and validates an update-key request body.
@@ -297,28 +306,8 @@ func decodeUpdate(body []byte) (updateRequest, error) {
 	if err := decodeLoose(body, &in); err != nil {
 		return updateRequest{}, err
 	}
-	var r updateRequest
-	if len(in.ReleasePolicy) > 0 && string(in.ReleasePolicy) != "null" {
-		return r, badParam("Key release policies are not supported by this vault.")
-	}
-	if in.KeyOps != nil {
-		ops, err := checkKeyOps(in.KeyOps)
-		if err != nil {
-			return r, err
-		}
-		r.KeyOps = ops
-	}
-	if err := checkAttributes(in.Attributes); err != nil {
-		return r, err
-	}
-	if in.Attributes != nil {
-		r.Enabled, r.NBF, r.Exp = in.Attributes.Enabled, in.Attributes.NBF, in.Attributes.Exp
-	}
-	if err := checkTags(in.Tags); err != nil {
-		return r, err
-	}
-	r.Tags = in.Tags
-	return r, nil
+	ks, err := decodeSettings(in.KeyOps, in.Attributes, in.Tags, in.ReleasePolicy)
+	return updateRequest{ks}, err
 }
 
 // decodeOp parses a wrapkey/unwrapkey request body.
