@@ -265,7 +265,7 @@ func (s *Service) prepare(keys *seal.AccountKeys, typ, id string, version, ifVer
 	var sorts []store.SortValue
 	if s.cfg.Indexer != nil {
 		if tokens, sorts, err = s.cfg.Indexer.Index(keys, typ, id, res); err != nil {
-			if v := s.vanished(keys.Account(), err); v != err {
+			if v := s.vanished(context.Background(), keys.Account(), err); v != err {
 				return Prepared{}, v
 			}
 			return Prepared{}, fmt.Errorf("resources: index %s/%s: %w", typ, id, err)
@@ -273,7 +273,7 @@ func (s *Service) prepare(keys *seal.AccountKeys, typ, id string, version, ifVer
 	}
 	sealed, err := keys.Seal(body, Binding(keys.Account(), typ, id, version))
 	if err != nil {
-		return Prepared{}, s.vanished(keys.Account(), err)
+		return Prepared{}, s.vanished(context.Background(), keys.Account(), err)
 	}
 	v := store.Version{Type: typ, ID: id, VersionID: version, LastUpdated: at, Body: sealed}
 	return Prepared{
@@ -309,7 +309,7 @@ func (s *Service) commitOne(ctx context.Context, account string, p Prepared) (Re
 		if errors.Is(err, store.ErrConflict) {
 			return Resource{}, fmt.Errorf("%w: %s/%s", ErrConflict, p.Resource.Type, p.Resource.ID)
 		}
-		return Resource{}, fmt.Errorf("resources: commit %s/%s: %w", p.Resource.Type, p.Resource.ID, s.vanished(account, err))
+		return Resource{}, fmt.Errorf("resources: commit %s/%s: %w", p.Resource.Type, p.Resource.ID, s.vanished(ctx, account, err))
 	}
 	p.Resource.Seq = seqs[0]
 	return p.Resource, nil
@@ -454,14 +454,14 @@ func (s *Service) current(ctx context.Context, keys *seal.AccountKeys, account, 
 // key access while the request ran (the store no longer knows the account,
 // or its keys were wiped) into the account's own error, so the client gets
 // 404 or 403 rather than a server error. Other errors are returned as they are.
-func (s *Service) vanished(account string, err error) error {
+func (s *Service) vanished(ctx context.Context, account string, err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if _, kerr := s.cfg.Store.GetAccount(context.Background(), account); errors.Is(kerr, store.ErrNotFound) {
+		if _, kerr := s.cfg.Store.GetAccount(ctx, account); errors.Is(kerr, store.ErrNotFound) {
 			return accounts.ErrNotFound
 		}
 	case errors.Is(err, seal.ErrWiped), errors.Is(err, seal.ErrOpen):
-		if _, kerr := s.Keys(context.Background(), account); kerr != nil {
+		if _, kerr := s.Keys(ctx, account); kerr != nil {
 			return kerr
 		}
 	}
@@ -476,7 +476,7 @@ func (s *Service) Open(keys *seal.AccountKeys, account string, v store.Version) 
 	}
 	body, err := keys.Open(v.Body, Binding(account, v.Type, v.ID, v.VersionID))
 	if err != nil {
-		if v := s.vanished(account, err); v != err {
+		if v := s.vanished(context.Background(), account, err); v != err {
 			return Resource{}, v
 		}
 		return Resource{}, fmt.Errorf("resources: open %s/%s/_history/%d: %w", v.Type, v.ID, v.VersionID, err)
@@ -598,7 +598,7 @@ func (s *Service) History(ctx context.Context, account string, q store.HistoryQu
 	}
 	vs, err := s.cfg.Store.History(ctx, account, q)
 	if err != nil {
-		return nil, fmt.Errorf("resources: history: %w", s.vanished(account, err))
+		return nil, fmt.Errorf("resources: history: %w", s.vanished(ctx, account, err))
 	}
 	out := make([]Resource, 0, len(vs))
 	for _, v := range vs {
@@ -618,7 +618,7 @@ func (s *Service) CountHistory(ctx context.Context, account string, q store.Hist
 	}
 	n, err := s.cfg.Store.CountHistory(ctx, account, q)
 	if err != nil {
-		return 0, fmt.Errorf("resources: count history: %w", s.vanished(account, err))
+		return 0, fmt.Errorf("resources: count history: %w", s.vanished(ctx, account, err))
 	}
 	return n, nil
 }
@@ -640,7 +640,7 @@ func (s *Service) Commit(ctx context.Context, account string, ps []Prepared) ([]
 			return nil, fmt.Errorf("%w: %v", ErrConflict, err)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("resources: commit: %w", s.vanished(account, err))
+			return nil, fmt.Errorf("resources: commit: %w", s.vanished(ctx, account, err))
 		}
 	}
 	i := 0
