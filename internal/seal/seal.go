@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -129,7 +130,9 @@ func Derive(account string, ark secret.Bytes, gens Generations, codec *Codec, ra
 	}
 	k.indexKey = secret.New(ik)
 	clear(ik)
-	k.macs.New = func() any { return hmac.New(sha256.New, k.indexKey.Expose()) }
+	k.macs.New = func() any {
+		return &tokenMAC{h: hmac.New(sha256.New, k.indexKey.Expose()), sum: make([]byte, 0, sha256.Size)}
+	}
 	return k, nil
 }
 
@@ -232,26 +235,105 @@ func (k *AccountKeys) Token(resourceType, param, kind, value string) []byte {
 	return k.AppendToken(make([]byte, 0, TokenSize), resourceType, param, kind, value)
 }
 
-// AppendToken appends the token for the value to dst.
+// AppendToken appends the token for the value to dst. After Wipe it appends
+// an all-zero token, which matches nothing that was ever indexed.
 func (k *AccountKeys) AppendToken(dst []byte, resourceType, param, kind, value string) []byte {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	if k.wiped {
-		// An all-zero token matches nothing that was ever indexed.
 		return append(dst, make([]byte, TokenSize)...)
 	}
-	m := k.macs.Get().(hash.Hash)
-	m.Reset()
-	var zero = [1]byte{0}
-	m.Write([]byte(resourceType))
-	m.Write(zero[:])
-	m.Write([]byte(param))
-	m.Write(zero[:])
-	m.Write([]byte(kind))
-	m.Write(zero[:])
-	m.Write([]byte(value))
-	var sum [sha256.Size]byte
-	out := m.Sum(sum[:0])
+	m := k.macs.Get().(*tokenMAC)
+	m.msg = appendTokenInput(m.msg[:0], resourceType, param, kind, value)
+	dst = m.appendToken(dst, m.msg)
+	clear(m.msg) // a plaintext search value
 	k.macs.Put(m)
-	return append(dst, out[:TokenSize]...)
+	return dst
+}
+
+// AppendTokens appends the tokens of every input of b to dst, TokenSize
+// bytes each, in the order they were added: token i is
+// dst[len(dst)+i*TokenSize:][:TokenSize] of the result, and equals
+// Token(resourceType, param, kind, value) of input i. It takes the key lock
+// once for the whole batch and allocates nothing beyond growing dst. After
+// Wipe it returns ErrWiped and dst unchanged.
+func (k *AccountKeys) AppendTokens(dst []byte, b *TokenBatch) ([]byte, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.wiped {
+		return dst, ErrWiped
+	}
+	dst = slices.Grow(dst, len(b.ends)*TokenSize)
+	m := k.macs.Get().(*tokenMAC)
+	start := uint32(0)
+	for _, end := range b.ends {
+		dst = m.appendToken(dst, b.msg[start:end])
+		start = end
+	}
+	k.macs.Put(m)
+	return dst, nil
+}
+
+// tokenMAC is one HMAC-SHA256 under the index key with its scratch space.
+// crypto/hmac keeps the keyed inner and outer states after the first
+// Reset, so each token costs two SHA-256 blocks for inputs of up to 55
+// bytes.
+type tokenMAC struct {
+	h   hash.Hash
+	sum []byte // cap sha256.Size
+	msg []byte // scratch for AppendToken
+}
+
+func (m *tokenMAC) appendToken(dst, msg []byte) []byte {
+	m.h.Reset()
+	m.h.Write(msg)
+	m.sum = m.h.Sum(m.sum[:0])
+	return append(dst, m.sum[:TokenSize]...)
+}
+
+func appendTokenInput(dst []byte, resourceType, param, kind, value string) []byte {
+	dst = append(dst, resourceType...)
+	dst = append(dst, 0)
+	dst = append(dst, param...)
+	dst = append(dst, 0)
+	dst = append(dst, kind...)
+	dst = append(dst, 0)
+	return append(dst, value...)
+}
+
+// TokenBatch collects the inputs of many blind tokens (typically all of one
+// resource's) for AccountKeys.AppendTokens. The zero value is an empty
+// batch; Reset empties it and keeps its memory for reuse. A batch holds
+// plaintext search values: it is not safe for concurrent use and should
+// not outlive the request that filled it.
+type TokenBatch struct {
+	msg  []byte   // the HMAC inputs, back to back
+	ends []uint32 // end offset in msg of each input
+}
+
+// Reset empties the batch, keeping its memory.
+func (b *TokenBatch) Reset() {
+	clear(b.msg) // plaintext search values
+	b.msg, b.ends = b.msg[:0], b.ends[:0]
+}
+
+// Len returns the number of inputs in the batch.
+func (b *TokenBatch) Len() int { return len(b.ends) }
+
+// Add appends the input of Token(resourceType, param, kind, value) where
+// value is the concatenation of parts, so callers need not build the
+// string.
+func (b *TokenBatch) Add(resourceType, param, kind string, parts ...string) {
+	b.msg = appendTokenInput(b.msg, resourceType, param, kind, "")
+	for _, p := range parts {
+		b.msg = append(b.msg, p...)
+	}
+	b.ends = append(b.ends, uint32(len(b.msg)))
+}
+
+// AddBytes is Add with a single value given as bytes (which are copied).
+func (b *TokenBatch) AddBytes(resourceType, param, kind string, value []byte) {
+	b.msg = appendTokenInput(b.msg, resourceType, param, kind, "")
+	b.msg = append(b.msg, value...)
+	b.ends = append(b.ends, uint32(len(b.msg)))
 }

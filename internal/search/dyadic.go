@@ -69,7 +69,14 @@ func treeNodes(v uint64, bits int) []string {
 }
 
 func nodeName(level int, prefix uint64) string {
-	return strconv.Itoa(level) + ":" + strconv.FormatUint(prefix, 16)
+	return string(appendNodeName(nil, level, prefix))
+}
+
+// appendNodeName appends the name of a tree node: "level:prefix in hex".
+func appendNodeName(dst []byte, level int, prefix uint64) []byte {
+	dst = strconv.AppendInt(dst, int64(level), 10)
+	dst = append(dst, ':')
+	return strconv.AppendUint(dst, prefix, 16)
 }
 
 // cover returns the node names that exactly cover the integers [a, b] of a

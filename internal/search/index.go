@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kilnhealth/kiln/internal/fhirpath"
@@ -47,8 +50,24 @@ const (
 // Indexer turns resources into blind tokens and sealed sort values. It
 // implements resources.Indexer. Safe for concurrent use.
 type Indexer struct {
-	ps *params
+	ps      *params
+	scratch sync.Pool // *indexScratch
 }
+
+// indexScratch is the reusable working memory of one Index call. It holds
+// plaintext search values while in use and is cleared before reuse.
+type indexScratch struct {
+	batch  seal.TokenBatch
+	toks   []byte   // the tokens of batch, back to back
+	sortAt []int    // batch index of each sort slot, ascending
+	uniq   []int32  // batch indexes of the distinct value tokens
+	table  []uint32 // open-addressing set of token indexes + 1
+	num    []byte   // tree node names
+}
+
+// maxScratch bounds the memory an idle scratch keeps: one resource with a
+// huge index does not pin its buffers for ever.
+const maxScratch = 1 << 20
 
 // NewIndexer compiles every R4 search parameter expression of reg once.
 // model supplies element types (nil: inferred from JSON).
@@ -56,7 +75,9 @@ func NewIndexer(reg *searchparam.Registry, model fhirpath.Model) (*Indexer, erro
 	if reg == nil {
 		return nil, fmt.Errorf("search: NewIndexer needs a registry")
 	}
-	return &Indexer{ps: newParams(reg, fhirpath.Env{Model: model})}, nil
+	x := &Indexer{ps: newParams(reg, fhirpath.Env{Model: model})}
+	x.scratch.New = func() any { return new(indexScratch) }
+	return x, nil
 }
 
 // Broken lists the parameters whose expressions did not compile (they are
@@ -65,34 +86,29 @@ func (x *Indexer) Broken() []string { return append([]string(nil), x.ps.broken..
 
 // Index returns the blind tokens and sealed sort values of res, a resource
 // of resourceType with the given id (meta.lastUpdated already stamped).
-// Tokens are distinct; the order is unspecified.
+// Tokens are distinct; the order is unspecified. After keys are wiped it
+// fails with an error wrapping seal.ErrWiped.
 func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map[string]any) ([][]byte, []store.SortValue, error) {
 	list, ok := x.ps.lists[resourceType]
 	if !ok {
 		return nil, nil, fmt.Errorf("search: index: unknown resource type %q", resourceType)
 	}
-	seen := map[string]bool{}
-	var tokens [][]byte
+	s := x.scratch.Get().(*indexScratch)
+	defer x.release(s)
+	e := emitter{b: &s.batch, typ: resourceType, num: s.num[:0]}
 	var sorts []store.SortValue
 	for _, p := range list {
-		add := func(code string) func(kind, value string) {
-			return func(kind, value string) {
-				t := keys.Token(resourceType, code, kind, value)
-				if !seen[string(t)] {
-					seen[string(t)] = true
-					tokens = append(tokens, t)
-				}
-			}
-		}
+		e.code = p.Code
 		if p.Type == searchparam.Composite {
 			rows := x.ps.extractComposite(p, res)
 			if len(rows) == 0 {
 				continue
 			}
-			add(p.Code)(kPresent, "")
+			e.add(kPresent, "")
 			for _, row := range rows {
 				for i := range row {
-					emit(&row[i], add(compCode(p.Code, i)))
+					e.code = p.comps[i].code
+					e.emit(&row[i])
 				}
 			}
 			continue
@@ -101,8 +117,8 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 		if !v.present {
 			continue
 		}
-		emit(&v, add(p.Code))
-		add(p.Code)(kPresent, "")
+		e.emit(&v)
+		e.add(kPresent, "")
 		if p.sortable() {
 			if key := sortKey(&v); key != nil {
 				b := seal.Binding{Account: keys.Account(), Type: resourceType, ID: id, Purpose: "sort:" + p.Code}
@@ -110,109 +126,198 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 				if err != nil {
 					return nil, nil, fmt.Errorf("search: seal sort value %s: %w", p.Code, err)
 				}
-				sorts = append(sorts, store.SortValue{Slot: keys.Token(resourceType, p.Code, kSort, ""), Value: sealed})
+				s.sortAt = append(s.sortAt, s.batch.Len())
+				e.add(kSort, "")
+				sorts = append(sorts, store.SortValue{Value: sealed})
 			}
 		}
+	}
+	s.num = e.num
+	var err error
+	if s.toks, err = keys.AppendTokens(s.toks[:0], &s.batch); err != nil {
+		return nil, nil, fmt.Errorf("search: index tokens: %w", err)
+	}
+	s.distinct()
+	// One allocation holds every token and sort slot; each slice is capped
+	// so that appending to one cannot overwrite the next.
+	const n = seal.TokenSize
+	out := make([]byte, (len(s.uniq)+len(s.sortAt))*n)
+	tokens := make([][]byte, len(s.uniq))
+	for i, j := range s.uniq {
+		copy(out[i*n:], s.toks[int(j)*n:][:n])
+		tokens[i] = out[i*n : (i+1)*n : (i+1)*n]
+	}
+	out = out[len(s.uniq)*n:]
+	for i, j := range s.sortAt {
+		copy(out[i*n:], s.toks[j*n:][:n])
+		sorts[i].Slot = out[i*n : (i+1)*n : (i+1)*n]
 	}
 	return tokens, sorts, nil
 }
 
-func compCode(code string, i int) string { return fmt.Sprintf("%s$%d", code, i) }
-
-// emit produces the token (kind, value) pairs of v.
-func emit(v *values, add func(kind, value string)) {
-	for _, s := range v.strs {
-		add(kStrExact, s)
-		f := fold(s)
-		for _, p := range prefixes(f) {
-			add(kStrPre, p)
+// distinct fills s.uniq with the index of the first occurrence of every
+// distinct token of s.toks that is not a sort slot.
+func (s *indexScratch) distinct() {
+	const n = seal.TokenSize
+	count := len(s.toks) / n
+	size := 16
+	for size < 2*count {
+		size <<= 1
+	}
+	s.table = slices.Grow(s.table[:0], size)[:size]
+	clear(s.table)
+	mask := uint64(size - 1)
+	s.uniq = s.uniq[:0]
+	next := 0 // position in s.sortAt
+	for i := 0; i < count; i++ {
+		if next < len(s.sortAt) && s.sortAt[next] == i {
+			next++
+			continue
 		}
-		for _, t := range trigrams(f) {
-			add(kStrTri, t)
+		t := s.toks[i*n:][:n]
+		// Tokens are HMAC outputs: their first bytes are already uniform.
+		for h := binary.LittleEndian.Uint64(t) & mask; ; h = (h + 1) & mask {
+			j := s.table[h]
+			if j == 0 {
+				s.table[h] = uint32(i + 1)
+				s.uniq = append(s.uniq, int32(i))
+				break
+			}
+			if bytes.Equal(s.toks[int(j-1)*n:][:n], t) {
+				break
+			}
+		}
+	}
+}
+
+// release clears s (it holds plaintext search values) and returns it to
+// the pool unless it grew too large to keep.
+func (x *Indexer) release(s *indexScratch) {
+	s.batch.Reset()
+	clear(s.num)
+	s.sortAt = s.sortAt[:0]
+	if cap(s.toks) > maxScratch || cap(s.table) > maxScratch/4 {
+		return
+	}
+	x.scratch.Put(s)
+}
+
+func compCode(code string, i int) string { return code + "$" + strconv.Itoa(i) }
+
+// emitter adds the token inputs of one parameter's values to a batch.
+type emitter struct {
+	b    *seal.TokenBatch
+	typ  string // resource type
+	code string // parameter (or composite component) code
+	num  []byte // scratch for tree node names
+}
+
+func (e *emitter) add(kind string, value ...string) { e.b.Add(e.typ, e.code, kind, value...) }
+
+// addTree adds kind tokens for the tree nodes of v (see treeNodes), each
+// preceded by pre.
+func (e *emitter) addTree(kind, pre string, v uint64, bits int) {
+	for l := 0; l < bits/fanBits; l++ {
+		e.num = append(e.num[:0], pre...)
+		e.num = appendNodeName(e.num, l, v>>(uint(l)*fanBits))
+		e.b.AddBytes(e.typ, e.code, kind, e.num)
+	}
+}
+
+// emit adds the token inputs of v.
+func (e *emitter) emit(v *values) {
+	for _, s := range v.strs {
+		e.add(kStrExact, s)
+		f := fold(s)
+		// prefixes and trigrams of f (see prefixes and trigrams), as
+		// substrings; repeated trigrams give repeated tokens, which Index
+		// drops.
+		runes, next := 0, 0
+		var tri [3]int // byte offsets of the last three rune starts
+		for i := range f {
+			if runes >= 3 {
+				e.add(kStrTri, f[tri[0]:i])
+			}
+			tri[0], tri[1], tri[2] = tri[1], tri[2], i
+			if runes > 0 && next < len(prefixLengths) && prefixLengths[next] == runes {
+				e.add(kStrPre, f[:i])
+				next++
+			}
+			runes++
+		}
+		if runes >= 3 {
+			e.add(kStrTri, f[tri[0]:])
+		}
+		if next < len(prefixLengths) && prefixLengths[next] == runes {
+			e.add(kStrPre, f)
 		}
 	}
 	for _, t := range v.tokens {
 		if t.code != "" {
-			add(kTokC, t.code)
+			e.add(kTokC, t.code)
 			if t.hasSystem {
-				add(kTokSC, t.system+"|"+t.code)
+				e.add(kTokSC, t.system, "|", t.code)
 			} else {
-				add(kTokNC, t.code)
+				e.add(kTokNC, t.code)
 			}
 		}
 		if t.hasSystem {
-			add(kTokS, t.system)
+			e.add(kTokS, t.system)
 		}
 		for _, txt := range t.text {
 			for _, w := range words(fold(txt)) {
-				add(kTokText, textKey(w))
+				e.add(kTokText, textKey(w))
 			}
 		}
 		for _, ty := range t.typeCodes {
-			add(kTokType, ty.system+"|"+ty.code+"|"+t.code)
+			e.add(kTokType, ty.system, "|", ty.code, "|", t.code)
 		}
 	}
 	for _, r := range v.refs {
-		if l := r.local(); l != "" {
-			add(kRef, l)
-			add(kRefID, r.id)
+		if r.typ != "" && r.id != "" { // r.local() != ""
+			e.add(kRef, r.typ, "/", r.id)
+			e.add(kRefID, r.id)
 		}
 		if r.url != "" {
-			add(kRefURL, r.url)
+			e.add(kRefURL, r.url)
 			if r.version != "" {
-				add(kRefURL, r.url+"|"+r.version)
+				e.add(kRefURL, r.url, "|", r.version)
 			}
 		}
 		if r.ident != nil {
-			add(kRefIdent, r.ident.system+"|"+r.ident.code)
-			add(kRefIdV, r.ident.code)
+			e.add(kRefIdent, r.ident.system, "|", r.ident.code)
+			e.add(kRefIdV, r.ident.code)
 		}
 	}
 	for _, d := range v.dates {
 		lo, hi := d.dayRange()
-		for _, n := range treeNodes(lo, dayBits) {
-			add(kDateLow, n)
-		}
-		for _, n := range treeNodes(hi, dayBits) {
-			add(kDateHigh, n)
-		}
+		e.addTree(kDateLow, "", lo, dayBits)
+		e.addTree(kDateHigh, "", hi, dayBits)
 	}
 	for _, n := range v.nums {
 		k := numKey(n.f)
-		for _, node := range treeNodes(k, numBits) {
-			if !v.qty {
-				add(kNum, node)
-				continue
-			}
-			add(kQty, node)
-			for _, c := range unitCodes(n) {
-				add(kQtyCode, c+"|"+node)
-			}
+		if !v.qty {
+			e.addTree(kNum, "", k, numBits)
+			continue
+		}
+		e.addTree(kQty, "", k, numBits)
+		if n.code != "" {
+			e.addTree(kQtyCode, n.code+"|", k, numBits)
+		}
+		if n.unit != "" && n.unit != n.code {
+			e.addTree(kQtyCode, n.unit+"|", k, numBits)
 		}
 	}
 	for _, u := range v.uris {
-		add(kURI, u)
+		e.add(kURI, u)
 		for _, p := range uriPrefixes(u) {
-			add(kURIBelow, p)
+			e.add(kURIBelow, p)
 		}
 	}
 }
 
 // textKey is the indexed form of a display word: its first three runes.
 func textKey(w string) string { return runePrefix(w, 3) }
-
-// unitCodes are the unit names a quantity answers to: its code, and its
-// human unit when different.
-func unitCodes(n numValue) []string {
-	var out []string
-	if n.code != "" {
-		out = append(out, n.code)
-	}
-	if n.unit != "" && n.unit != n.code {
-		out = append(out, n.unit)
-	}
-	return out
-}
 
 // uriPrefixes returns u and every prefix of it ending before a '/' of its
 // path (for :below).

@@ -19,6 +19,7 @@ type param struct {
 type component struct {
 	typ  string
 	expr *fhirpath.Expr
+	code string // the token code of the component: compCode(param code, index)
 }
 
 // sortable reports whether the parameter gets a sealed sort value.
@@ -66,7 +67,7 @@ func newParams(reg *searchparam.Registry, env fhirpath.Env) *params {
 					ps.broken = append(ps.broken, fmt.Sprintf("%s: component %s", sp.URL, c.Definition))
 					return p
 				}
-				p.comps = append(p.comps, component{typ: string(def.Type), expr: ce})
+				p.comps = append(p.comps, component{typ: string(def.Type), expr: ce, code: compCode(sp.Code, len(p.comps))})
 			}
 		}
 		p.expr = e
