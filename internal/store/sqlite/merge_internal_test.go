@@ -18,23 +18,39 @@ func tok(s string) []byte {
 	return b
 }
 
-func countTokens(t *testing.T, path string) int {
+// countPostings counts the (token, stamp) pairs in every segment of the
+// file at path.
+func countPostings(t *testing.T, path string) int {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM tokens").Scan(&n); err != nil {
+	rows, err := db.Query("SELECT ixs FROM postings")
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var blob []byte
+		if err := rows.Scan(&blob); err != nil {
+			t.Fatal(err)
+		}
+		ixs, err := decodeIxs(nil, blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(ixs)
 	}
 	return n
 }
 
-// Lookup answers the same before and after pending tokens are merged, on
-// the handle that wrote them and on another handle; the merge really moves
-// them into the token index.
+// Lookup answers the same before and after pending tokens are flushed
+// into a segment, on the handle that wrote them and on another handle; the
+// flush really moves them into the posting segments, and stale postings
+// of updated resources never match.
 func TestMergeKeepsLookup(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "kiln.db")
@@ -70,7 +86,7 @@ func TestMergeKeepsLookup(t *testing.T) {
 	}
 	merge := func() {
 		t.Helper()
-		if err := s.do(ctx, false, func(tx *wtx) error { return tx.merge() }); err != nil {
+		if err := s.do(ctx, false, func(tx *wtx) error { _, err := tx.flush(); return err }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,8 +123,8 @@ func TestMergeKeepsLookup(t *testing.T) {
 		}
 	}
 
-	if n := countTokens(t, path); n != 0 {
-		t.Fatalf("%d token rows before any merge, want 0 (tokens are deferred)", n)
+	if n := countPostings(t, path); n != 0 {
+		t.Fatalf("%d postings before any flush, want 0 (tokens are deferred)", n)
 	}
 	before := snapshot(s)
 	if len(before["all"]) != 40 || len(before["mod0"]) != 14 {
@@ -116,8 +132,8 @@ func TestMergeKeepsLookup(t *testing.T) {
 	}
 	check("pending", before)
 	merge()
-	if n := countTokens(t, path); n != 80 {
-		t.Errorf("%d token rows after merge, want 80", n)
+	if n := countPostings(t, path); n != 80 {
+		t.Errorf("%d postings after flush, want 80", n)
 	}
 	check("merged", before)
 
@@ -131,11 +147,13 @@ func TestMergeKeepsLookup(t *testing.T) {
 	check("updated, pending", want)
 	merge()
 	check("updated, merged", want)
-	if n := countTokens(t, path); n != 80-2-2+1 {
-		t.Errorf("%d token rows after the second merge, want 77", n)
+	// The old segment keeps its (now stale) postings until compaction; the
+	// new one holds p0's and p2's new states.
+	if n := countPostings(t, path); n != 80+1+2 {
+		t.Errorf("%d postings after the second flush, want 83", n)
 	}
 
-	// ReplaceIndex merges first, then swaps synchronously.
+	// ReplaceIndex takes effect at once (pending), and after a flush.
 	if err := s.ReplaceIndex(ctx, "acme", store.Ref{Type: "Patient", ID: "p3"}, 1, [][]byte{tok("new")}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +163,108 @@ func TestMergeKeepsLookup(t *testing.T) {
 	want["mod1|new"] = append(want["mod1|new"], "p3")
 	slices.Sort(want["mod1|new"])
 	check("after ReplaceIndex", want)
+	merge()
+	check("after ReplaceIndex, flushed", want)
+}
+
+// Compaction merges a size class of segments into one, drops the stamps
+// of superseded and deleted states, and keeps every answer.
+func TestCompactionDropsStale(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "kiln.db")
+	s, err := Open(ctx, path, Options{MergeEvery: 1 << 30, MergeIdle: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateAccount(ctx, store.Account{Name: "acme", CreatedAt: time.Now(), Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateAccount(ctx, store.Account{Name: "other", CreatedAt: time.Now(), Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	flush := func() {
+		t.Helper()
+		if err := s.do(ctx, false, func(tx *wtx) error { _, err := tx.flush(); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version := map[string]int64{}
+	put := func(account, id string, deleted bool, tokens ...string) {
+		t.Helper()
+		var tk [][]byte
+		for _, x := range tokens {
+			tk = append(tk, tok(x))
+		}
+		key := account + "/" + id
+		version[key]++
+		w := store.Write{Version: store.Version{Type: "Patient", ID: id, VersionID: version[key], LastUpdated: time.Now(), Deleted: deleted}, IfVersion: store.NoCheck, Tokens: tk}
+		if _, err := s.Commit(ctx, account, []store.Write{w}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// fanIn flushes of 10 resources each in both accounts; each flush also
+	// updates or deletes resources of the previous ones.
+	for round := range fanIn {
+		for i := range 10 {
+			id := fmt.Sprintf("r%d-%d", round, i)
+			put("acme", id, false, "all", fmt.Sprint("round", round))
+			put("other", id, false, "all")
+		}
+		if round > 0 {
+			prev := fmt.Sprintf("r%d-", round-1)
+			put("acme", prev+"0", false, "moved")    // superseded: loses all and roundN
+			put("acme", prev+"1", true)              // deleted
+			put("acme", prev+"2", false, "all", "x") // updated, still all
+		}
+		flush()
+	}
+	find := func(x string) int {
+		refs, err := s.Lookup(ctx, "acme", store.Match{Clauses: [][][]byte{{tok(x)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(refs)
+	}
+	wantAll, wantMoved, wantX := 10*fanIn-2*(fanIn-1), fanIn-1, fanIn-1
+	check := func(stage string) {
+		t.Helper()
+		if got := find("all"); got != wantAll {
+			t.Errorf("%s: all matches %d, want %d", stage, got, wantAll)
+		}
+		if got := find("moved"); got != wantMoved {
+			t.Errorf("%s: moved matches %d, want %d", stage, got, wantMoved)
+		}
+		if got := find("x"); got != wantX {
+			t.Errorf("%s: x matches %d, want %d", stage, got, wantX)
+		}
+		refs, err := s.Lookup(ctx, "other", store.Match{Clauses: [][][]byte{{tok("all")}}})
+		if err != nil || len(refs) != 10*fanIn {
+			t.Errorf("%s: other account all = %d, %v", stage, len(refs), err)
+		}
+	}
+	check("before compaction")
+	before := countPostings(t, path)
+	var merges int
+	if err := s.do(ctx, false, func(tx *wtx) error { var err error; merges, err = tx.compact(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if merges != 1 {
+		t.Fatalf("%d compactions, want 1", merges)
+	}
+	var segs int
+	if err := s.rdb.QueryRow("SELECT count(*) FROM segments").Scan(&segs); err != nil || segs != 1 {
+		t.Fatalf("%d segments after compaction (%v), want 1", segs, err)
+	}
+	check("after compaction")
+	// Live postings: acme has wantAll "all" + 8 roundN-ish... count them
+	// from the answers: every live state's tokens, nothing else.
+	live := wantAll + wantMoved + wantX + 10*fanIn /* other: all */
+	// round tokens: each live, non-superseded resource keeps its roundN.
+	live += 10*fanIn - 2*(fanIn-1) - (fanIn - 1) // r*-2 updated without roundN
+	if after := countPostings(t, path); after != live || after >= before {
+		t.Errorf("postings: %d before, %d after compaction, want %d live", before, after, live)
+	}
 }
 
 // A database at schema 1 (tokens written at commit) migrates to deferred

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"sync"
@@ -10,14 +11,15 @@ import (
 	"github.com/kilnhealth/kiln/internal/store"
 )
 
-// pendingCache mirrors the current rows whose tokens are not merged into the
-// token index yet (seq > indexed_seq), so Lookup can match them. It is a
-// cache of the database, refreshed by tailing current by seq, so it is right
-// whichever handle committed the rows.
+// pendingCache mirrors the pending rows (tokens written since the last
+// flush into a posting segment, stamps above indexed_ix), so Lookup can
+// match them without reading them all each time. It is a cache of the
+// database, refreshed by tailing pending by stamp inside the caller's read
+// transaction, so it is right whichever handle committed the rows.
 type pendingCache struct {
 	mu      sync.Mutex
-	indexed int64 // the indexed_seq the entries are relative to
-	tail    int64 // highest seq read
+	indexed int64 // the indexed_ix the entries are relative to
+	tail    int64 // highest stamp read
 	byRef   map[pendingKey]pendingEntry
 	byToken map[string]map[pendingKey]struct{} // inverted index of byRef
 }
@@ -57,79 +59,72 @@ type pendingKey struct {
 }
 
 type pendingEntry struct {
+	ix      int64
 	seq     int64
 	deleted bool
 	tokens  [][]byte
 }
 
-// pendingMatch is what one Lookup takes from the cache: the pending refs
-// that match.
-type pendingMatch struct {
-	matched []store.Ref
+// readPending scans the pending rows of q above stamp from, in stamp order.
+func (s *Store) readPending(ctx context.Context, q *sql.Tx, from int64, fn func(pendingKey, pendingEntry)) error {
+	rows, err := q.StmtContext(ctx, s.r.tail).QueryContext(ctx, from)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k pendingKey
+		var e pendingEntry
+		var tokens []byte
+		if err := rows.Scan(&e.ix, &k.acct, &k.ref.Type, &k.ref.ID, &e.seq, &e.deleted, &tokens); err != nil {
+			return err
+		}
+		if e.tokens, err = decodeList(tokens); err != nil {
+			return fmt.Errorf("%s/%s: %w", k.ref.Type, k.ref.ID, err)
+		}
+		fn(k, e)
+	}
+	return rows.Err()
 }
 
-// pendingFor refreshes the cache and evaluates m against the pending
-// resources of acct. It returns the indexed_seq the answer is relative to.
-func (s *Store) pendingFor(ctx context.Context, acct int64, m store.Match) (int64, pendingMatch, error) {
+// pendingFor brings the cache up to the snapshot of tx (whose indexed_ix
+// is indexed) and returns the pending resources of acct that match m. It
+// reports false when the cache is already past that snapshot (a flush
+// committed after tx began and another Lookup advanced the cache).
+func (s *Store) pendingFor(ctx context.Context, tx *sql.Tx, indexed, acct int64, m store.Match) ([]store.Ref, bool, error) {
 	c := &s.pend
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var indexed int64
-	if err := s.r.indexedSeq.QueryRowContext(ctx).Scan(&indexed); err != nil {
-		return 0, pendingMatch{}, err
+	if indexed < c.indexed {
+		return nil, false, nil
 	}
-	if indexed != c.indexed {
+	if indexed > c.indexed {
 		for k, e := range c.byRef {
-			if e.seq <= indexed {
+			if e.ix <= indexed {
 				c.drop(k)
 			}
 		}
 		c.indexed = indexed
 	}
-	rows, err := s.r.tail.QueryContext(ctx, max(c.tail, indexed))
-	if err != nil {
-		return 0, pendingMatch{}, err
-	}
-	for rows.Next() {
-		var k pendingKey
-		var e pendingEntry
-		var tokens []byte
-		if err := rows.Scan(&k.acct, &k.ref.Type, &k.ref.ID, &e.seq, &e.deleted, &tokens); err != nil {
-			rows.Close()
-			return 0, pendingMatch{}, err
-		}
-		if e.tokens, err = decodeList(tokens); err != nil {
-			rows.Close()
-			return 0, pendingMatch{}, fmt.Errorf("%s/%s: %w", k.ref.Type, k.ref.ID, err)
-		}
+	err := s.readPending(ctx, tx, max(c.tail, indexed), func(k pendingKey, e pendingEntry) {
 		c.put(k, e)
-		c.tail = max(c.tail, e.seq)
+		c.tail = max(c.tail, e.ix)
+	})
+	if err != nil {
+		return nil, false, err
 	}
-	if err := rows.Close(); err != nil {
-		return 0, pendingMatch{}, err
-	}
-	if err := rows.Err(); err != nil {
-		return 0, pendingMatch{}, err
-	}
-
-	var pm pendingMatch
+	var matched []store.Ref
 	consider := func(k pendingKey) {
 		e := c.byRef[k]
-		if k.acct != acct || e.deleted || (m.MaxSeq > 0 && e.seq > m.MaxSeq) {
-			return
-		}
-		if len(m.Types) > 0 && !slices.Contains(m.Types, k.ref.Type) {
-			return
-		}
-		if matches(e.tokens, m.Clauses) {
-			pm.matched = append(pm.matched, k.ref)
+		if keep(k, e, acct, m) {
+			matched = append(matched, k.ref)
 		}
 	}
 	if len(m.Clauses) == 0 {
 		for k := range c.byRef {
 			consider(k)
 		}
-		return indexed, pm, nil
+		return matched, true, nil
 	}
 	// Candidates come from the first clause's tokens; a key found through
 	// two of its tokens is considered once.
@@ -142,26 +137,39 @@ func (s *Store) pendingFor(ctx context.Context, acct int64, m store.Match) (int6
 			}
 		}
 	}
-	return indexed, pm, nil
+	return matched, true, nil
 }
 
-// withoutPending drops from refs the resources of acct that are pending in
-// the cache (their index rows are stale). It reports false when the cache
-// has moved to another indexed_seq since the Lookup began.
-func (s *Store) withoutPending(acct, indexed int64, refs []store.Ref) ([]store.Ref, bool) {
-	c := &s.pend
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.indexed != indexed {
-		return nil, false
+// pendingDirect is pendingFor without the cache: it reads every pending
+// row of the snapshot. The latest row of a resource wins.
+func (s *Store) pendingDirect(ctx context.Context, tx *sql.Tx, indexed, acct int64, m store.Match) ([]store.Ref, error) {
+	latest := map[pendingKey]pendingEntry{}
+	err := s.readPending(ctx, tx, indexed, func(k pendingKey, e pendingEntry) {
+		if k.acct == acct {
+			latest[k] = e
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	out := refs[:0]
-	for _, r := range refs {
-		if _, ok := c.byRef[pendingKey{acct: acct, ref: r}]; !ok {
-			out = append(out, r)
+	var matched []store.Ref
+	for k, e := range latest {
+		if keep(k, e, acct, m) {
+			matched = append(matched, k.ref)
 		}
 	}
-	return out, true
+	return matched, nil
+}
+
+// keep reports whether pending entry e of k answers m for acct.
+func keep(k pendingKey, e pendingEntry, acct int64, m store.Match) bool {
+	if k.acct != acct || e.deleted || (m.MaxSeq > 0 && e.seq > m.MaxSeq) {
+		return false
+	}
+	if len(m.Types) > 0 && !slices.Contains(m.Types, k.ref.Type) {
+		return false
+	}
+	return matches(e.tokens, m.Clauses)
 }
 
 // matches reports whether tokens satisfy every clause (each an OR).

@@ -15,7 +15,7 @@ import (
 // readStmts are the hot read statements, prepared once on the read pool.
 type readStmts struct {
 	ping, acct, current, versionOf, getAccount, listAccounts *sql.Stmt
-	indexedSeq, tail                                         *sql.Stmt
+	indexedIx, tail                                          *sql.Stmt
 }
 
 const versionCols = "v.type, v.id, v.seq, v.version_id, v.last_updated, v.deleted, v.body"
@@ -36,8 +36,8 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 			WHERE a.name = ?`},
 		{&r.getAccount, "SELECT name, created_at, data, rev FROM accounts WHERE name = ?"},
 		{&r.listAccounts, "SELECT name, created_at, data, rev FROM accounts ORDER BY name"},
-		{&r.indexedSeq, "SELECT indexed_seq FROM index_state WHERE id = 1"},
-		{&r.tail, "SELECT acct, type, id, seq, deleted, tokens FROM current WHERE seq > ? ORDER BY seq"},
+		{&r.indexedIx, "SELECT indexed_ix FROM index_state WHERE id = 1"},
+		{&r.tail, "SELECT ix, acct, type, id, seq, deleted, tokens FROM pending WHERE ix > ? ORDER BY ix"},
 	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -49,7 +49,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (r *readStmts) close() {
-	for _, st := range []*sql.Stmt{r.ping, r.acct, r.current, r.versionOf, r.getAccount, r.listAccounts, r.indexedSeq, r.tail} {
+	for _, st := range []*sql.Stmt{r.ping, r.acct, r.current, r.versionOf, r.getAccount, r.listAccounts, r.indexedIx, r.tail} {
 		if st != nil {
 			st.Close()
 		}
@@ -270,9 +270,10 @@ func (s *Store) CountHistory(ctx context.Context, account string, q store.Histor
 }
 
 // Lookup returns the refs of current, non-deleted resources matching m,
-// ordered by (type, id). It combines the token index (resources merged up
-// to indexed_seq) with the pending resources committed since, read from
-// their current rows; if a merge commits meanwhile it starts again.
+// ordered by (type, id). In one read transaction it combines the posting
+// segments (validated against the current rows, so stale postings of
+// updated or deleted resources drop out) with the pending writes not yet
+// flushed into a segment.
 func (s *Store) Lookup(ctx context.Context, account string, m store.Match) ([]store.Ref, error) {
 	acct, err := s.acctID(ctx, account)
 	if err != nil {
@@ -283,152 +284,59 @@ func (s *Store) Lookup(ctx context.Context, account string, m store.Match) ([]st
 			return nil, nil // an empty OR matches nothing
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		indexed, pend, err := s.pendingFor(ctx, acct, m)
-		if err != nil {
-			return nil, s.wrap(err, "lookup %s", account)
-		}
-		refs, err := s.lookupIndexed(ctx, s.rdb, acct, m)
-		if err != nil {
-			return nil, s.wrap(err, "lookup %s", account)
-		}
-		var now int64
-		if err := s.r.indexedSeq.QueryRowContext(ctx).Scan(&now); err != nil {
-			return nil, s.wrap(err, "lookup %s", account)
-		}
-		out, ok := refs, now == indexed
-		if ok {
-			out, ok = s.withoutPending(acct, indexed, refs)
-		}
-		if !ok { // a merge moved tokens meanwhile: start again
-			if attempt >= 2 {
-				// Merges keep landing: answer from one read snapshot.
-				refs, err := s.lookupSnapshot(ctx, acct, m)
-				if err != nil {
-					return nil, s.wrap(err, "lookup %s", account)
-				}
-				return refs, nil
-			}
-			continue
-		}
-		return sortRefs(append(out, pend.matched...)), nil
+	refs, err := s.lookup(ctx, acct, m)
+	if err != nil {
+		return nil, s.wrap(err, "lookup %s", account)
 	}
+	return refs, nil
 }
 
-// querier is a *sql.DB or a *sql.Tx.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// lookupSnapshot answers m from one read transaction: the token index and
-// the pending current rows, read directly rather than through the cache.
-// It is the slow, always-consistent path.
-func (s *Store) lookupSnapshot(ctx context.Context, acct int64, m store.Match) ([]store.Ref, error) {
+func (s *Store) lookup(ctx context.Context, acct int64, m store.Match) ([]store.Ref, error) {
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
 	var indexed int64
-	if err := tx.StmtContext(ctx, s.r.indexedSeq).QueryRowContext(ctx).Scan(&indexed); err != nil {
+	if err := tx.StmtContext(ctx, s.r.indexedIx).QueryRowContext(ctx).Scan(&indexed); err != nil {
 		return nil, err
 	}
-	rows, err := tx.StmtContext(ctx, s.r.tail).QueryContext(ctx, indexed)
+	pend, ok, err := s.pendingFor(ctx, tx, indexed, acct, m)
 	if err != nil {
 		return nil, err
 	}
-	pending := map[store.Ref]bool{}
-	var matched []store.Ref
-	for rows.Next() {
-		var k pendingKey
-		var e pendingEntry
-		var tokens []byte
-		if err := rows.Scan(&k.acct, &k.ref.Type, &k.ref.ID, &e.seq, &e.deleted, &tokens); err != nil {
-			rows.Close()
+	if !ok { // the cache has moved past this snapshot: read pending directly
+		if pend, err = s.pendingDirect(ctx, tx, indexed, acct, m); err != nil {
 			return nil, err
 		}
-		if k.acct != acct {
-			continue
-		}
-		if e.tokens, err = decodeList(tokens); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		pending[k.ref] = true
-		if !e.deleted && (m.MaxSeq <= 0 || e.seq <= m.MaxSeq) &&
-			(len(m.Types) == 0 || slices.Contains(m.Types, k.ref.Type)) && matches(e.tokens, m.Clauses) {
-			matched = append(matched, k.ref)
-		}
 	}
-	if err := rows.Close(); err != nil {
-		return nil, err
+	var refs []store.Ref
+	if len(m.Clauses) == 0 {
+		refs, err = scanCurrent(ctx, tx, acct, m)
+	} else {
+		refs, err = lookupSegments(ctx, tx, acct, m)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	refs, err := s.lookupIndexed(ctx, tx, acct, m)
 	if err != nil {
 		return nil, err
 	}
-	out := refs[:0]
-	for _, r := range refs {
-		if !pending[r] {
-			out = append(out, r)
-		}
-	}
-	return sortRefs(append(out, matched...)), nil
+	return sortRefs(append(refs, pend...)), nil
 }
 
-func sortRefs(refs []store.Ref) []store.Ref {
-	slices.SortFunc(refs, func(a, b store.Ref) int {
-		if c := strings.Compare(a.Type, b.Type); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	return slices.Compact(refs)
-}
-
-// lookupIndexed runs m against the token index alone.
-func (s *Store) lookupIndexed(ctx context.Context, q querier, acct int64, m store.Match) ([]store.Ref, error) {
-	var args []any
-	typeFilter := func(col string) string {
-		if len(m.Types) == 0 {
-			return ""
-		}
+// scanCurrent lists every current, non-deleted resource of acct (of
+// m.Types, up to m.MaxSeq).
+func scanCurrent(ctx context.Context, q querier, acct int64, m store.Match) ([]store.Ref, error) {
+	args := []any{acct}
+	query := "SELECT c.type, c.id FROM current c WHERE c.acct = ? AND c.deleted = 0"
+	if len(m.Types) > 0 {
 		for _, t := range m.Types {
 			args = append(args, t)
 		}
-		return " AND " + col + " IN (?" + strings.Repeat(",?", len(m.Types)-1) + ")"
-	}
-	var query string
-	if len(m.Clauses) == 0 {
-		args = append(args, acct)
-		query = "SELECT c.type, c.id FROM current c WHERE c.acct = ? AND c.deleted = 0" + typeFilter("c.type")
-	} else {
-		var parts []string
-		for _, clause := range m.Clauses {
-			args = append(args, acct)
-			for _, t := range clause {
-				args = append(args, t)
-			}
-			parts = append(parts, "SELECT type, id FROM tokens WHERE acct = ? AND token IN (?"+
-				strings.Repeat(",?", len(clause)-1)+")"+typeFilter("type"))
-		}
-		matched := strings.Join(parts, " INTERSECT ")
-		if len(parts) == 1 {
-			matched = strings.Replace(matched, "SELECT", "SELECT DISTINCT", 1)
-		}
-		args = append(args, acct)
-		query = "WITH m(type, id) AS (" + matched + `)
-			SELECT m.type, m.id FROM m JOIN current c ON c.acct = ? AND c.type = m.type AND c.id = m.id
-			WHERE c.deleted = 0`
+		query += " AND c.type IN (?" + strings.Repeat(",?", len(m.Types)-1) + ")"
 	}
 	if m.MaxSeq > 0 {
 		query += " AND c.seq <= ?"
 		args = append(args, m.MaxSeq)
 	}
-	query += " ORDER BY 1, 2"
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -443,6 +351,16 @@ func (s *Store) lookupIndexed(ctx context.Context, q querier, acct int64, m stor
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+func sortRefs(refs []store.Ref) []store.Ref {
+	slices.SortFunc(refs, func(a, b store.Ref) int {
+		if c := strings.Compare(a.Type, b.Type); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return slices.Compact(refs)
 }
 
 // Sorts returns the sealed sort values under slot for refs; refs without one

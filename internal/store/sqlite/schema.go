@@ -91,6 +91,55 @@ INSERT INTO index_state (id, indexed_seq) VALUES (1, (SELECT coalesce(max(seq), 
 	seq   INTEGER PRIMARY KEY, -- the version's seq
 	sorts BLOB    NOT NULL     -- encoded (blind slot, sealed value) pairs
 );`, fn: moveSorts},
+	// 4: posting segments. Merging tokens into one tokens B-tree keyed by
+	// random HMAC values rewrote most of its pages on every merge, so
+	// ingest slowed as the index grew. The index is now a sequence of
+	// immutable segments, each holding, per account and token, the sorted
+	// index stamps (ix) of the resources that had that token when the
+	// segment was written; segments are appended in one run and compacted
+	// in the background (segments.go). A stamp is valid only while it is
+	// its resource's current ix, so updates and deletes need no removals.
+	// Tokens of writes not yet in a segment wait in pending.
+	{sql: `
+CREATE TABLE pending (
+	ix      INTEGER PRIMARY KEY AUTOINCREMENT, -- index stamp, never reused
+	acct    INTEGER NOT NULL,
+	type    TEXT    NOT NULL,
+	id      TEXT    NOT NULL,
+	seq     INTEGER NOT NULL, -- the current version's seq when written
+	deleted INTEGER NOT NULL,
+	tokens  BLOB    NOT NULL  -- encoded list
+);
+CREATE TABLE segments (
+	seg       INTEGER PRIMARY KEY,
+	resources INTEGER NOT NULL, -- index stamps it holds (its size class)
+	min_ix    INTEGER NOT NULL,
+	max_ix    INTEGER NOT NULL
+);
+CREATE TABLE postings (
+	acct  INTEGER NOT NULL,
+	seg   INTEGER NOT NULL,
+	token BLOB    NOT NULL, -- blind HMAC token
+	ixs   BLOB    NOT NULL, -- ascending index stamps, uvarint deltas
+	PRIMARY KEY (acct, seg, token)
+) WITHOUT ROWID;
+ALTER TABLE current ADD COLUMN ix INTEGER NOT NULL DEFAULT 0;
+INSERT INTO pending (acct, type, id, seq, deleted, tokens)
+	SELECT acct, type, id, seq, deleted, CASE WHEN deleted THEN x'' ELSE tokens END FROM current ORDER BY seq;
+UPDATE current SET ix = (SELECT p.ix FROM pending p WHERE p.acct = current.acct AND p.type = current.type AND p.id = current.id);
+CREATE UNIQUE INDEX current_by_ix ON current (ix);
+DROP INDEX current_by_seq;
+ALTER TABLE current DROP COLUMN tokens;
+ALTER TABLE current DROP COLUMN indexed_tokens;
+ALTER TABLE current DROP COLUMN sort_slots;
+DROP TABLE tokens;
+DROP TABLE index_state;
+CREATE TABLE index_state (
+	id         INTEGER PRIMARY KEY CHECK (id = 1),
+	indexed_ix INTEGER NOT NULL -- every stamp <= this is in a segment (or superseded)
+);
+INSERT INTO index_state (id, indexed_ix) VALUES (1, 0);
+`},
 }
 
 // migration is one schema step: SQL, then optionally Go code, in one

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -44,8 +43,8 @@ type writer struct {
 	max    int
 	log    *slog.Logger
 
-	groups, requests   atomic.Int64 // statistics: transactions and requests committed
-	merges, mergeNanos atomic.Int64
+	groups, requests                atomic.Int64 // statistics: transactions and requests committed
+	merges, compactions, mergeNanos atomic.Int64
 
 	pending    int // resource versions committed since the last token merge (approximate)
 	mergeEvery int
@@ -55,13 +54,13 @@ type writer struct {
 // wtx holds the writer's prepared statements; only the writer goroutine uses
 // it.
 type wtx struct {
-	conn                                                           *sql.Conn
-	acct, getCurrent, insVersion, insCurrent, updCurrent, updIndex *sql.Stmt
-	setIndexed, getIndexedSeq, setIndexedSeq, pendingRows          *sql.Stmt
-	bulkIns, bulkDel                                               *sql.Stmt // prepared on first use
-	insToken, delToken, insSorts, setSorts, delSorts               *sql.Stmt
-	insAccount, updAccount, getAccount                             *sql.Stmt
-	all                                                            []*sql.Stmt
+	conn                                                        *sql.Conn
+	acct, getCurrent, insVersion, insCurrent, updCurrent, setIx *sql.Stmt
+	insPending, pendingRows, delPending, getIndexed, setIndexed *sql.Stmt
+	insSegment, insSorts, setSorts, delSorts                    *sql.Stmt
+	insAccount, updAccount, getAccount                          *sql.Stmt
+	bulkPostings                                                *sql.Stmt // prepared on first use
+	all                                                         []*sql.Stmt
 }
 
 // bg is the context of every statement the writer runs: a caller's context
@@ -88,17 +87,17 @@ func newWriter(ctx context.Context, conn *sql.Conn, o Options, log *slog.Logger,
 		sql string
 	}{
 		{&t.acct, "SELECT id FROM accounts WHERE name = ?"},
-		{&t.getCurrent, "SELECT version_id, seq, deleted, tokens, indexed_tokens FROM current WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.getCurrent, "SELECT version_id, seq, deleted FROM current WHERE acct = ? AND type = ? AND id = ?"},
 		{&t.insVersion, "INSERT INTO versions (acct, type, id, version_id, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)"},
-		{&t.insCurrent, "INSERT INTO current (acct, type, id, version_id, seq, deleted, tokens, indexed_tokens, sort_slots) VALUES (?, ?, ?, ?, ?, ?, ?, x'', x'')"},
-		{&t.updCurrent, "UPDATE current SET version_id = ?, seq = ?, deleted = ?, tokens = ? WHERE acct = ? AND type = ? AND id = ?"},
-		{&t.updIndex, "UPDATE current SET tokens = ?, indexed_tokens = ? WHERE acct = ? AND type = ? AND id = ?"},
-		{&t.setIndexed, "UPDATE current SET indexed_tokens = ? WHERE acct = ? AND type = ? AND id = ?"},
-		{&t.getIndexedSeq, "SELECT indexed_seq FROM index_state WHERE id = 1"},
-		{&t.setIndexedSeq, "UPDATE index_state SET indexed_seq = ? WHERE id = 1"},
-		{&t.pendingRows, "SELECT acct, type, id, seq, deleted, tokens, indexed_tokens FROM current WHERE seq > ? ORDER BY acct, type, id"},
-		{&t.insToken, "INSERT OR IGNORE INTO tokens (acct, token, type, id) VALUES (?, ?, ?, ?)"},
-		{&t.delToken, "DELETE FROM tokens WHERE acct = ? AND token = ? AND type = ? AND id = ?"},
+		{&t.insCurrent, "INSERT INTO current (acct, type, id, version_id, seq, deleted, ix) VALUES (?, ?, ?, ?, ?, ?, ?)"},
+		{&t.updCurrent, "UPDATE current SET version_id = ?, seq = ?, deleted = ?, ix = ? WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.setIx, "UPDATE current SET ix = ? WHERE acct = ? AND type = ? AND id = ?"},
+		{&t.insPending, "INSERT INTO pending (acct, type, id, seq, deleted, tokens) VALUES (?, ?, ?, ?, ?, ?)"},
+		{&t.pendingRows, "SELECT ix, acct, type, id, tokens FROM pending WHERE ix > ? ORDER BY ix"},
+		{&t.delPending, "DELETE FROM pending WHERE ix <= ?"},
+		{&t.getIndexed, "SELECT indexed_ix FROM index_state WHERE id = 1"},
+		{&t.setIndexed, "UPDATE index_state SET indexed_ix = ? WHERE id = 1"},
+		{&t.insSegment, "INSERT INTO segments (resources, min_ix, max_ix) VALUES (?, ?, ?)"},
 		{&t.insSorts, "INSERT INTO version_sorts (seq, sorts) VALUES (?, ?)"},
 		{&t.setSorts, "INSERT OR REPLACE INTO version_sorts (seq, sorts) VALUES (?, ?)"},
 		{&t.delSorts, "DELETE FROM version_sorts WHERE seq = ?"},
@@ -114,12 +113,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, o Options, log *slog.Logger,
 		*p.dst = st
 		t.all = append(t.all, st)
 	}
-	var indexed int64
-	err := t.getIndexedSeq.QueryRowContext(ctx).Scan(&indexed)
-	if err == nil {
-		err = conn.QueryRowContext(ctx, "SELECT count(*) FROM current WHERE seq > ?", indexed).Scan(&w.pending)
-	}
-	if err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM pending").Scan(&w.pending); err != nil {
 		w.closeStmts()
 		return nil, fmt.Errorf("sqlite: read index state: %w", err)
 	}
@@ -217,8 +211,8 @@ func (w *writer) loop() {
 	}
 }
 
-// mergeNow merges every pending resource's tokens into the tokens table in
-// its own transaction.
+// mergeNow flushes every pending resource's tokens into a new posting
+// segment and compacts segments, in its own transaction.
 func (w *writer) mergeNow() {
 	start := time.Now()
 	defer func() { w.mergeNanos.Add(int64(time.Since(start))) }()
@@ -226,7 +220,12 @@ func (w *writer) mergeNow() {
 		w.log.Error("sqlite: token merge: begin", "err", err)
 		return
 	}
-	if err := w.tx.merge(); err != nil {
+	n, err := w.tx.flush()
+	var compactions int
+	if err == nil {
+		compactions, err = w.tx.compact()
+	}
+	if err != nil {
 		w.rollback()
 		w.log.Error("sqlite: token merge", "err", err)
 		return
@@ -237,178 +236,10 @@ func (w *writer) mergeNow() {
 		return
 	}
 	w.pending = 0
-	w.merges.Add(1)
-}
-
-type tokenOp struct {
-	acct     int64
-	token    []byte
-	typ, id  string
-	isInsert bool
-}
-
-// merge brings the tokens table up to date with every current row whose
-// seq is above indexed_seq, inside the caller's transaction. Rows are
-// handled in key order, so each index page is written once per merge
-// however many of its tokens change.
-func (tx *wtx) merge() error {
-	var indexed int64
-	if err := tx.getIndexedSeq.QueryRowContext(bg).Scan(&indexed); err != nil {
-		return fmt.Errorf("read indexed seq: %w", err)
+	if n > 0 {
+		w.merges.Add(1)
 	}
-	rows, err := tx.pendingRows.QueryContext(bg, indexed)
-	if err != nil {
-		return fmt.Errorf("read pending: %w", err)
-	}
-	type res struct {
-		acct    int64
-		typ, id string
-		want    []byte
-	}
-	var ops []tokenOp
-	var changed []res
-	maxSeq := indexed
-	for rows.Next() {
-		var r res
-		var seq int64
-		var deleted bool
-		var tokens, indexedTokens []byte
-		if err := rows.Scan(&r.acct, &r.typ, &r.id, &seq, &deleted, &tokens, &indexedTokens); err != nil {
-			rows.Close()
-			return fmt.Errorf("read pending: %w", err)
-		}
-		maxSeq = max(maxSeq, seq)
-		if deleted {
-			tokens = nil // a delete marker never matches
-		}
-		if bytes.Equal(tokens, indexedTokens) {
-			continue
-		}
-		want, err1 := decodeList(tokens)
-		have, err2 := decodeList(indexedTokens)
-		if err := errors.Join(err1, err2); err != nil {
-			rows.Close()
-			return fmt.Errorf("%s/%s: %w", r.typ, r.id, err)
-		}
-		for _, t := range have {
-			if !containsBytes(want, t) {
-				ops = append(ops, tokenOp{acct: r.acct, token: t, typ: r.typ, id: r.id})
-			}
-		}
-		for _, t := range want {
-			if !containsBytes(have, t) {
-				ops = append(ops, tokenOp{acct: r.acct, token: t, typ: r.typ, id: r.id, isInsert: true})
-			}
-		}
-		r.want = nonNil(tokens)
-		changed = append(changed, r)
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("read pending: %w", err)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read pending: %w", err)
-	}
-	slices.SortFunc(ops, func(a, b tokenOp) int {
-		if a.acct != b.acct {
-			return cmpInt(a.acct, b.acct)
-		}
-		if c := bytes.Compare(a.token, b.token); c != 0 {
-			return c
-		}
-		if a.typ != b.typ {
-			return strings.Compare(a.typ, b.typ)
-		}
-		return strings.Compare(a.id, b.id)
-	})
-	var dels, ins []tokenOp
-	for _, op := range ops {
-		if op.isInsert {
-			ins = append(ins, op)
-		} else {
-			dels = append(dels, op)
-		}
-	}
-	if err := tx.bulkTokens(dels, false); err != nil {
-		return err
-	}
-	if err := tx.bulkTokens(ins, true); err != nil {
-		return err
-	}
-	for _, r := range changed {
-		if _, err := tx.setIndexed.ExecContext(bg, r.want, r.acct, r.typ, r.id); err != nil {
-			return fmt.Errorf("mark %s/%s indexed: %w", r.typ, r.id, err)
-		}
-	}
-	if maxSeq > indexed {
-		if _, err := tx.setIndexedSeq.ExecContext(bg, maxSeq); err != nil {
-			return fmt.Errorf("set indexed seq: %w", err)
-		}
-	}
-	return nil
-}
-
-// bulkChunk is the number of token rows per multi-row statement: one
-// statement per row would spend most of a merge in per-statement overhead.
-const bulkChunk = 128
-
-// bulkTokens inserts (or deletes) ops, in order, bulkChunk rows per
-// statement.
-func (tx *wtx) bulkTokens(ops []tokenOp, insert bool) error {
-	for len(ops) > 0 {
-		n := min(len(ops), bulkChunk)
-		st, err := tx.bulkStmt(n, insert)
-		if err != nil {
-			return err
-		}
-		args := make([]any, 0, 4*n)
-		for _, op := range ops[:n] {
-			args = append(args, op.acct, op.token, op.typ, op.id)
-		}
-		if _, err := st.ExecContext(bg, args...); err != nil {
-			return fmt.Errorf("merge tokens: %w", err)
-		}
-		if n < bulkChunk {
-			st.Close()
-		}
-		ops = ops[n:]
-	}
-	return nil
-}
-
-// bulkStmt returns the statement for n rows; full chunks are prepared once.
-func (tx *wtx) bulkStmt(n int, insert bool) (*sql.Stmt, error) {
-	cached := &tx.bulkDel
-	if insert {
-		cached = &tx.bulkIns
-	}
-	if n == bulkChunk && *cached != nil {
-		return *cached, nil
-	}
-	values := "(?,?,?,?)" + strings.Repeat(",(?,?,?,?)", n-1)
-	q := "DELETE FROM tokens WHERE (acct, token, type, id) IN (VALUES " + values + ")"
-	if insert {
-		q = "INSERT OR IGNORE INTO tokens (acct, token, type, id) VALUES " + values
-	}
-	st, err := tx.conn.PrepareContext(bg, q)
-	if err != nil {
-		return nil, fmt.Errorf("prepare bulk tokens: %w", err)
-	}
-	if n == bulkChunk {
-		*cached = st
-		tx.all = append(tx.all, st)
-	}
-	return st, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	w.compactions.Add(int64(compactions))
 }
 
 // gatherWait bounds how long a group waits for its followers; it is below
@@ -638,17 +469,15 @@ func (tx *wtx) accountID(account string) (int64, error) {
 }
 
 type currentRow struct {
-	exists        bool
-	versionID     int64
-	seq           int64
-	deleted       bool
-	tokens        []byte // encoded list
-	indexedTokens []byte // encoded list: what the tokens table holds
+	exists    bool
+	versionID int64
+	seq       int64
+	deleted   bool
 }
 
 func (tx *wtx) current(acct int64, typ, id string) (currentRow, error) {
 	var c currentRow
-	err := tx.getCurrent.QueryRowContext(bg, acct, typ, id).Scan(&c.versionID, &c.seq, &c.deleted, &c.tokens, &c.indexedTokens)
+	err := tx.getCurrent.QueryRowContext(bg, acct, typ, id).Scan(&c.versionID, &c.seq, &c.deleted)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, nil
 	}
@@ -657,6 +486,24 @@ func (tx *wtx) current(acct int64, typ, id string) (currentRow, error) {
 	}
 	c.exists = true
 	return c, nil
+}
+
+// addPending records the tokens of one resource's new index state and
+// returns its stamp. A delete marker has none: it never matches.
+func (tx *wtx) addPending(acct int64, typ, id string, seq int64, deleted bool, tokens [][]byte) (int64, error) {
+	var list []byte
+	if !deleted {
+		list = encodeList(dedupe(tokens))
+	}
+	res, err := tx.insPending.ExecContext(bg, acct, typ, id, seq, deleted, nonNil(list))
+	if err != nil {
+		return 0, fmt.Errorf("queue tokens of %s/%s: %w", typ, id, err)
+	}
+	ix, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("queue tokens of %s/%s: %w", typ, id, err)
+	}
+	return ix, nil
 }
 
 // apply stores one write and returns its seq.
@@ -686,10 +533,12 @@ func (tx *wtx) apply(acct int64, account string, w *store.Write) (int64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("insert version %s/%s: %w", v.Type, v.ID, err)
 	}
-	// Tokens go to the current row only; the writer merges them into the
-	// tokens table later (see merge), and Lookup reads pending ones from
-	// the current rows meanwhile.
-	tokens := encodeList(dedupe(w.Tokens))
+	// Tokens wait in a pending row until the writer flushes them into a
+	// posting segment (segments.go); Lookup reads pending ones meanwhile.
+	ix, err := tx.addPending(acct, v.Type, v.ID, seq, v.Deleted, w.Tokens)
+	if err != nil {
+		return 0, err
+	}
 	// Sort values belong to the version: one row appended beside it.
 	if len(w.Sorts) > 0 {
 		if _, err := tx.insSorts.ExecContext(bg, seq, encodeSorts(w.Sorts)); err != nil {
@@ -697,9 +546,9 @@ func (tx *wtx) apply(acct int64, account string, w *store.Write) (int64, error) 
 		}
 	}
 	if cur.exists {
-		_, err = tx.updCurrent.ExecContext(bg, v.VersionID, seq, v.Deleted, tokens, acct, v.Type, v.ID)
+		_, err = tx.updCurrent.ExecContext(bg, v.VersionID, seq, v.Deleted, ix, acct, v.Type, v.ID)
 	} else {
-		_, err = tx.insCurrent.ExecContext(bg, acct, v.Type, v.ID, v.VersionID, seq, v.Deleted, tokens)
+		_, err = tx.insCurrent.ExecContext(bg, acct, v.Type, v.ID, v.VersionID, seq, v.Deleted, ix)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("set current %s/%s: %w", v.Type, v.ID, err)
@@ -707,31 +556,12 @@ func (tx *wtx) apply(acct int64, account string, w *store.Write) (int64, error) 
 	return seq, nil
 }
 
-// syncTokens makes the token rows of one indexed resource equal to tokens.
-func (tx *wtx) syncTokens(acct int64, typ, id string, indexed [][]byte, tokens [][]byte) error {
-	for _, t := range indexed {
-		if !containsBytes(tokens, t) {
-			if _, err := tx.delToken.ExecContext(bg, acct, t, typ, id); err != nil {
-				return fmt.Errorf("delete token of %s/%s: %w", typ, id, err)
-			}
-		}
-	}
-	for _, t := range tokens {
-		if !containsBytes(indexed, t) {
-			if _, err := tx.insToken.ExecContext(bg, acct, t, typ, id); err != nil {
-				return fmt.Errorf("insert token of %s/%s: %w", typ, id, err)
-			}
-		}
-	}
-	return nil
-}
-
 // ReplaceIndex swaps the tokens and sorts of ref's current version.
 func (s *Store) ReplaceIndex(ctx context.Context, account string, ref store.Ref, versionID int64, tokens [][]byte, sorts []store.SortValue) error {
 	if err := checkWrite(&store.Write{Version: store.Version{Type: ref.Type, ID: ref.ID, VersionID: max(versionID, 1)}, Tokens: tokens, Sorts: sorts}); err != nil {
 		return err
 	}
-	err := s.do(ctx, false, func(tx *wtx) error {
+	err := s.doN(ctx, false, 1, func(tx *wtx) error {
 		acct, err := tx.accountID(account)
 		if err != nil {
 			return err
@@ -746,25 +576,14 @@ func (s *Store) ReplaceIndex(ctx context.Context, account string, ref store.Ref,
 		if cur.versionID != versionID {
 			return fmt.Errorf("current is v%d, not v%d: %w", cur.versionID, versionID, store.ErrConflict)
 		}
-		// Catch the token index up first, so this resource's rows in the
-		// tokens table are exactly its indexed tokens, then replace them
-		// synchronously.
-		if err := tx.merge(); err != nil {
-			return err
-		}
-		if cur, err = tx.current(acct, ref.Type, ref.ID); err != nil {
-			return err
-		}
-		indexed, err := decodeList(cur.indexedTokens)
+		// A new index state: its stamp supersedes the postings of the old
+		// one, and its tokens wait in pending like a commit's.
+		ix, err := tx.addPending(acct, ref.Type, ref.ID, cur.seq, cur.deleted, tokens)
 		if err != nil {
 			return err
 		}
-		want := dedupe(tokens)
-		if cur.deleted {
-			want = nil // a delete marker never matches
-		}
-		if err := tx.syncTokens(acct, ref.Type, ref.ID, indexed, want); err != nil {
-			return err
+		if _, err := tx.setIx.ExecContext(bg, ix, acct, ref.Type, ref.ID); err != nil {
+			return fmt.Errorf("set index stamp: %w", err)
 		}
 		if len(sorts) > 0 {
 			_, err = tx.setSorts.ExecContext(bg, cur.seq, encodeSorts(sorts))
@@ -774,8 +593,7 @@ func (s *Store) ReplaceIndex(ctx context.Context, account string, ref store.Ref,
 		if err != nil {
 			return fmt.Errorf("replace sorts: %w", err)
 		}
-		_, err = tx.updIndex.ExecContext(bg, encodeList(dedupe(tokens)), encodeList(want), acct, ref.Type, ref.ID)
-		return err
+		return nil
 	})
 	if err != nil {
 		return wrapErr(err, "replace index %s/%s/%s", account, ref.Type, ref.ID)
@@ -842,7 +660,8 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 			return err
 		}
 		for _, q := range []string{
-			"DELETE FROM tokens WHERE acct = ?",
+			"DELETE FROM postings WHERE acct = ?",
+			"DELETE FROM pending WHERE acct = ?",
 			"DELETE FROM version_sorts WHERE seq IN (SELECT seq FROM versions WHERE acct = ?)",
 			"DELETE FROM current WHERE acct = ?",
 			"DELETE FROM versions WHERE acct = ?",
@@ -887,32 +706,27 @@ func decodeList(b []byte) ([][]byte, error) {
 	return out, nil
 }
 
-func containsBytes(list [][]byte, b []byte) bool {
-	return slices.ContainsFunc(list, func(x []byte) bool { return bytes.Equal(x, b) })
-}
-
+// dedupe returns the distinct items of list (in byte order), leaving list
+// as it was.
 func dedupe(list [][]byte) [][]byte {
-	out := make([][]byte, 0, len(list))
-	for _, b := range list {
-		if !containsBytes(out, b) {
-			out = append(out, b)
-		}
-	}
-	return out
+	out := slices.Clone(list)
+	slices.SortFunc(out, bytes.Compare)
+	return slices.CompactFunc(out, bytes.Equal)
 }
 
 // Stats are counters of the writer since Open.
 type Stats struct {
 	Groups      int64         // write transactions (one fsync each under FULL)
 	Requests    int64         // requests (Commit, account changes, ReplaceIndex) they carried
-	TokenMerges int64         // transactions that merged pending tokens into the index
-	MergeTime   time.Duration // total time the writer spent in them
+	TokenMerges int64         // flushes of pending tokens into a new posting segment
+	Compactions int64         // merges of posting segments
+	MergeTime   time.Duration // total time the writer spent flushing and compacting
 }
 
 // Stats reports how well group commit is grouping.
 func (s *Store) Stats() Stats {
 	return Stats{Groups: s.w.groups.Load(), Requests: s.w.requests.Load(),
-		TokenMerges: s.w.merges.Load(), MergeTime: time.Duration(s.w.mergeNanos.Load())}
+		TokenMerges: s.w.merges.Load(), Compactions: s.w.compactions.Load(), MergeTime: time.Duration(s.w.mergeNanos.Load())}
 }
 
 // encodeSorts packs sort values as (uvarint length, slot, uvarint length,
