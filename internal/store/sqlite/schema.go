@@ -99,10 +99,12 @@ INSERT INTO index_state (id, indexed_seq) VALUES (1, (SELECT coalesce(max(seq), 
 	// segment was written; segments are appended in one run and compacted
 	// in the background (segments.go). A stamp is valid only while it is
 	// its resource's current ix, so updates and deletes need no removals.
-	// Tokens of writes not yet in a segment wait in pending.
+	// Tokens of writes not yet in a segment wait in pending. A stamp is
+	// the seq of the version that wrote the tokens, or a seq drawn from
+	// the same sequence by ReplaceIndex: never reused.
 	{sql: `
 CREATE TABLE pending (
-	ix      INTEGER PRIMARY KEY AUTOINCREMENT, -- index stamp, never reused
+	ix      INTEGER PRIMARY KEY, -- index stamp
 	acct    INTEGER NOT NULL,
 	type    TEXT    NOT NULL,
 	id      TEXT    NOT NULL,
@@ -124,9 +126,9 @@ CREATE TABLE postings (
 	PRIMARY KEY (acct, seg, token)
 ) WITHOUT ROWID;
 ALTER TABLE current ADD COLUMN ix INTEGER NOT NULL DEFAULT 0;
-INSERT INTO pending (acct, type, id, seq, deleted, tokens)
-	SELECT acct, type, id, seq, deleted, CASE WHEN deleted THEN x'' ELSE tokens END FROM current ORDER BY seq;
-UPDATE current SET ix = (SELECT p.ix FROM pending p WHERE p.acct = current.acct AND p.type = current.type AND p.id = current.id);
+INSERT INTO pending (ix, acct, type, id, seq, deleted, tokens)
+	SELECT seq, acct, type, id, seq, deleted, CASE WHEN deleted THEN x'' ELSE tokens END FROM current;
+UPDATE current SET ix = seq;
 CREATE UNIQUE INDEX current_by_ix ON current (ix);
 DROP INDEX current_by_seq;
 ALTER TABLE current DROP COLUMN tokens;

@@ -54,13 +54,13 @@ type writer struct {
 // wtx holds the writer's prepared statements; only the writer goroutine uses
 // it.
 type wtx struct {
-	conn                                                        *sql.Conn
-	acct, getCurrent, insVersion, insCurrent, updCurrent, setIx *sql.Stmt
-	insPending, pendingRows, delPending, getIndexed, setIndexed *sql.Stmt
-	insSegment, insSorts, setSorts, delSorts                    *sql.Stmt
-	insAccount, updAccount, getAccount                          *sql.Stmt
-	bulkPostings                                                *sql.Stmt // prepared on first use
-	all                                                         []*sql.Stmt
+	conn                                                                 *sql.Conn
+	acct, getCurrent, insVersion, insCurrent, updCurrent, setIx          *sql.Stmt
+	insPending, pendingRows, delPending, getIndexed, setIndexed, nextSeq *sql.Stmt
+	insSegment, insSorts, setSorts, delSorts                             *sql.Stmt
+	insAccount, updAccount, getAccount                                   *sql.Stmt
+	bulkPostings                                                         *sql.Stmt // prepared on first use
+	all                                                                  []*sql.Stmt
 }
 
 // bg is the context of every statement the writer runs: a caller's context
@@ -92,7 +92,8 @@ func newWriter(ctx context.Context, conn *sql.Conn, o Options, log *slog.Logger,
 		{&t.insCurrent, "INSERT INTO current (acct, type, id, version_id, seq, deleted, ix) VALUES (?, ?, ?, ?, ?, ?, ?)"},
 		{&t.updCurrent, "UPDATE current SET version_id = ?, seq = ?, deleted = ?, ix = ? WHERE acct = ? AND type = ? AND id = ?"},
 		{&t.setIx, "UPDATE current SET ix = ? WHERE acct = ? AND type = ? AND id = ?"},
-		{&t.insPending, "INSERT INTO pending (acct, type, id, seq, deleted, tokens) VALUES (?, ?, ?, ?, ?, ?)"},
+		{&t.insPending, "INSERT INTO pending (ix, acct, type, id, seq, deleted, tokens) VALUES (?, ?, ?, ?, ?, ?, ?)"},
+		{&t.nextSeq, "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'versions' RETURNING seq"},
 		{&t.pendingRows, "SELECT ix, acct, type, id, tokens FROM pending WHERE ix > ? ORDER BY ix"},
 		{&t.delPending, "DELETE FROM pending WHERE ix <= ?"},
 		{&t.getIndexed, "SELECT indexed_ix FROM index_state WHERE id = 1"},
@@ -488,22 +489,17 @@ func (tx *wtx) current(acct int64, typ, id string) (currentRow, error) {
 	return c, nil
 }
 
-// addPending records the tokens of one resource's new index state and
-// returns its stamp. A delete marker has none: it never matches.
-func (tx *wtx) addPending(acct int64, typ, id string, seq int64, deleted bool, tokens [][]byte) (int64, error) {
+// addPending records the tokens of one resource's new index state under
+// stamp ix. A delete marker has none: it never matches.
+func (tx *wtx) addPending(ix, acct int64, typ, id string, seq int64, deleted bool, tokens [][]byte) error {
 	var list []byte
 	if !deleted {
 		list = encodeList(dedupe(tokens))
 	}
-	res, err := tx.insPending.ExecContext(bg, acct, typ, id, seq, deleted, nonNil(list))
-	if err != nil {
-		return 0, fmt.Errorf("queue tokens of %s/%s: %w", typ, id, err)
+	if _, err := tx.insPending.ExecContext(bg, ix, acct, typ, id, seq, deleted, nonNil(list)); err != nil {
+		return fmt.Errorf("queue tokens of %s/%s: %w", typ, id, err)
 	}
-	ix, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("queue tokens of %s/%s: %w", typ, id, err)
-	}
-	return ix, nil
+	return nil
 }
 
 // apply stores one write and returns its seq.
@@ -535,8 +531,9 @@ func (tx *wtx) apply(acct int64, account string, w *store.Write) (int64, error) 
 	}
 	// Tokens wait in a pending row until the writer flushes them into a
 	// posting segment (segments.go); Lookup reads pending ones meanwhile.
-	ix, err := tx.addPending(acct, v.Type, v.ID, seq, v.Deleted, w.Tokens)
-	if err != nil {
+	// The version's seq is the stamp of its index state.
+	ix := seq
+	if err := tx.addPending(ix, acct, v.Type, v.ID, seq, v.Deleted, w.Tokens); err != nil {
 		return 0, err
 	}
 	// Sort values belong to the version: one row appended beside it.
@@ -576,10 +573,15 @@ func (s *Store) ReplaceIndex(ctx context.Context, account string, ref store.Ref,
 		if cur.versionID != versionID {
 			return fmt.Errorf("current is v%d, not v%d: %w", cur.versionID, versionID, store.ErrConflict)
 		}
-		// A new index state: its stamp supersedes the postings of the old
-		// one, and its tokens wait in pending like a commit's.
-		ix, err := tx.addPending(acct, ref.Type, ref.ID, cur.seq, cur.deleted, tokens)
-		if err != nil {
+		// A new index state: its stamp, drawn from the versions sequence
+		// (so it is above every stamp so far and never reused), supersedes
+		// the postings of the old one; its tokens wait in pending like a
+		// commit's.
+		var ix int64
+		if err := tx.nextSeq.QueryRowContext(bg).Scan(&ix); err != nil {
+			return fmt.Errorf("draw index stamp: %w", err)
+		}
+		if err := tx.addPending(ix, acct, ref.Type, ref.ID, cur.seq, cur.deleted, tokens); err != nil {
 			return err
 		}
 		if _, err := tx.setIx.ExecContext(bg, ix, acct, ref.Type, ref.ID); err != nil {
