@@ -75,6 +75,11 @@ func NewIndexer(reg *searchparam.Registry, model fhirpath.Model) (*Indexer, erro
 	if reg == nil {
 		return nil, fmt.Errorf("search: NewIndexer needs a registry")
 	}
+	if model != nil {
+		// Every resource asks the same (type, element) questions: answer
+		// them from memory rather than building a new slice each time.
+		model = fhirpath.CachedModel(model)
+	}
 	x := &Indexer{ps: newParams(reg, fhirpath.Env{Model: model})}
 	x.scratch.New = func() any { return new(indexScratch) }
 	return x, nil
