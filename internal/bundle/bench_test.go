@@ -22,6 +22,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/kilnhealth/kiln/internal/bundle"
 	"github.com/kilnhealth/kiln/internal/resources"
 	"github.com/kilnhealth/kiln/internal/server"
 )
@@ -305,4 +306,39 @@ func BenchmarkRawBundleInsert(b *testing.B) {
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "resources/s")
 		})
 	}
+}
+
+// BenchmarkSyntheaFrontEnd measures, single-threaded and below HTTP, the
+// CPU per resource of everything the transaction path does outside
+// indexing, sealing and the store (see Handler.FrontEnd): Bundle decoding,
+// entry classification, parse and validation, reference rewriting, body
+// rendering and the return=minimal response. cpu-µs/resource is the
+// process's CPU time (garbage collection included) per resource.
+//
+//	go test ./internal/bundle -run '^$' -bench SyntheaFrontEnd -benchtime 2x
+func BenchmarkSyntheaFrontEnd(b *testing.B) {
+	bodies, counts := syntheaBodies(b)
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	srv := benchServer(b)
+	h, err := bundle.New(bundle.Config{Resources: srv.Resources, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		for _, body := range bodies {
+			if _, err := h.FrontEnd(ctx, "default", body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	cpu := cpuTime() - cpu0
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*total), "µs/resource")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*total), "cpu-µs/resource")
+	b.ReportMetric(0, "ns/op")
 }

@@ -110,6 +110,9 @@ type inEntry struct {
 	FullURL  string          `json:"fullUrl"`
 	Resource json.RawMessage `json:"resource"`
 	Request  *inRequest      `json:"request"`
+	// decoded is the resource already decoded by decodeStrict (then
+	// Resource is empty).
+	decoded map[string]any
 }
 
 type inRequest struct {
@@ -212,19 +215,16 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	return buf.Bytes(), nil
 }
 
-// decode checks the Bundle envelope.
+// decode decodes the Bundle and checks its envelope. Well-formed input
+// is decoded once, resources included (decodeStrict); anything else goes
+// through the lenient envelope decoding, whose errors the client gets.
 func (h *Handler) decode(body []byte) (*inBundle, error) {
-	var b inBundle
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&b); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return nil, clientError(400, "structure", rest.DetailInvalid, "the Bundle is malformed: %s has the wrong JSON type (%s)", ute.Field, ute.Value)
+	b, ok := decodeStrict(body)
+	if !ok {
+		var err error
+		if b, err = decodeLenient(body); err != nil {
+			return nil, err
 		}
-		return nil, clientError(400, "structure", rest.DetailInvalid, "the body is not a JSON Bundle: %v", err)
-	}
-	if dec.More() {
-		return nil, clientError(400, "structure", rest.DetailInvalid, "the body has data after the Bundle")
 	}
 	if b.ResourceType != "Bundle" {
 		return nil, badRequest("POST to the account base takes a Bundle of type batch or transaction, not %q", b.ResourceType)
@@ -237,6 +237,24 @@ func (h *Handler) decode(body []byte) (*inBundle, error) {
 	if len(b.Entry) > h.cfg.MaxEntries {
 		return nil, clientError(413, "too-costly", rest.DetailTooLarge,
 			"the Bundle has %d entries; this server processes at most %d per Bundle", len(b.Entry), h.cfg.MaxEntries)
+	}
+	return b, nil
+}
+
+// decodeLenient decodes the envelope with encoding/json, each resource
+// kept raw.
+func decodeLenient(body []byte) (*inBundle, error) {
+	var b inBundle
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&b); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return nil, clientError(400, "structure", rest.DetailInvalid, "the Bundle is malformed: %s has the wrong JSON type (%s)", ute.Field, ute.Value)
+		}
+		return nil, clientError(400, "structure", rest.DetailInvalid, "the body is not a JSON Bundle: %v", err)
+	}
+	if dec.More() {
+		return nil, clientError(400, "structure", rest.DetailInvalid, "the body has data after the Bundle")
 	}
 	return &b, nil
 }

@@ -4,10 +4,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/kilnhealth/kiln/internal/bundle"
 	"github.com/kilnhealth/kiln/internal/server"
 	"github.com/kilnhealth/kiln/internal/server/servertest"
 )
@@ -356,6 +358,37 @@ func TestConcurrentOverlappingTransactions(t *testing.T) {
 					t.Errorf("shared-%d lacks the version of transaction w%d-r%d", s, w, r)
 				}
 			}
+		}
+	}
+}
+
+// TestDecodePathsAgree runs the single-pass and lenient Bundle decoders on
+// the fuzz seeds and, when the shared data is present, on every Synthea
+// Bundle.
+func TestDecodePathsAgree(t *testing.T) {
+	bodies := [][]byte{}
+	for _, s := range decodeSeeds {
+		bodies = append(bodies, []byte(s))
+	}
+	if files, _ := filepath.Glob(filepath.Join(syntheaDir, "*.json.gz")); len(files) > 0 {
+		for _, f := range files[:min(len(files), 10)] {
+			bodies = append(bodies, readGz(t, f))
+		}
+	}
+	for i, b := range bodies {
+		if diff := bundle.CheckDecodePaths(b); diff != "" {
+			t.Errorf("body %d: %s", i, diff)
+		}
+	}
+	// The common shapes take the single pass; the odd ones do not.
+	for i, want := range []bool{true, false, false, false, false, false, false, false, false, true} {
+		if got := bundle.SinglePass([]byte(decodeSeeds[i])); got != want {
+			t.Errorf("seed %d: single pass %v, want %v", i, got, want)
+		}
+	}
+	for i, b := range bodies[len(decodeSeeds):] {
+		if !bundle.SinglePass(b) {
+			t.Errorf("Synthea bundle %d does not take the single pass", i)
 		}
 	}
 }

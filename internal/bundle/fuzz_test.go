@@ -57,3 +57,32 @@ func FuzzJSONPatch(f *testing.F) {
 		_, _ = bundle.ApplyJSONPatch(doc, ops)
 	})
 }
+
+// decodeSeeds are Bundles the single-pass decoder takes and ones it must
+// hand to the lenient path.
+var decodeSeeds = []string{
+	`{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient","name":[{"family":"X"}]},"request":{"method":"POST","url":"Patient"}}]}`,
+	`{"resourceType":"Bundle","Type":"batch","entry":[{"request":{"method":"GET","url":"Patient/x"}}]}`,
+	`{"resourceType":"Bundle","type":"batch","entry":[{"FULLURL":"a","resource":{"resourceType":"Patient"},"request":{"method":"PUT","url":"Patient/a"}}]}`,
+	`{"resourceType":"Bundle","type":"batch","entry":[{"resource":null,"request":{"method":"POST","url":"Patient"}}]}`,
+	`{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient","a":1,"a":2},"request":{"method":"POST","url":"Patient"}}]}`,
+	`{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"post","url":"Patient","ifNoneExist":7}}]}`,
+	`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Binary","contentType":"application/json-patch+json","data":"W10="},"request":{"method":"patch","url":"Patient/z"}}]}`,
+	`{"resourceType":"Bundle","type":"transaction","entry":null}`,
+	`{"resourceType":"Bundle","type":"transaction","entry":[{"request":null}]}`,
+	`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","text":{"div":"\u2028<b>&</b>"}},"request":{"method":"POST","url":"Patient","ifMatch":"W/\"1\""}}]} `,
+}
+
+// FuzzDecodeBundle checks that whenever the single-pass Bundle decoder
+// accepts a body, the lenient path (encoding/json envelope, fhir.Decode per
+// resource) accepts it too and yields the same envelope and resources.
+func FuzzDecodeBundle(f *testing.F) {
+	for _, s := range decodeSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		if diff := bundle.CheckDecodePaths([]byte(body)); diff != "" {
+			t.Fatalf("%s\nbody: %s", diff, body)
+		}
+	})
+}

@@ -97,6 +97,7 @@ type entry struct {
 	ifNoneExist url.Values
 	fullURL     string
 	raw         json.RawMessage
+	decoded     map[string]any // the resource, when decoded with the Bundle
 	req         inRequest
 
 	res       map[string]any // parsed resource (POST, PUT)
@@ -149,7 +150,7 @@ func (p *processing) parse(b *inBundle) error {
 	p.entries = make([]*entry, len(b.Entry))
 	for i := range b.Entry {
 		in := &b.Entry[i]
-		e := &entry{index: i, fullURL: in.FullURL, raw: in.Resource, ifMatch: resources.NoVersion}
+		e := &entry{index: i, fullURL: in.FullURL, raw: in.Resource, decoded: in.decoded, ifMatch: resources.NoVersion}
 		p.entries[i] = e
 		if in.Request == nil {
 			e.err = badRequest("the entry has no request; every entry of a %s needs request.method and request.url", kind(p.transaction))
@@ -246,7 +247,7 @@ func (p *processing) classify(e *entry) error {
 		return err
 	}
 	needsBody := e.method != http.MethodDelete
-	if needsBody && len(e.raw) == 0 {
+	if needsBody && len(e.raw) == 0 && e.decoded == nil {
 		return badRequest("a %s entry needs a resource", e.method)
 	}
 	if (e.query != nil || e.ifNoneExist != nil) && p.h.cfg.Resolver == nil {
@@ -439,7 +440,13 @@ func (p *processing) parseResource(e *entry) error {
 	if e.noop {
 		return nil
 	}
-	res, err := p.h.res.Parse(e.raw, e.typ)
+	var res map[string]any
+	var err error
+	if e.decoded != nil {
+		res, err = p.h.res.Check(e.decoded, e.typ)
+	} else {
+		res, err = p.h.res.Parse(e.raw, e.typ)
+	}
 	if err != nil {
 		return err
 	}

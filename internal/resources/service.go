@@ -135,6 +135,12 @@ func (s *Service) Parse(body []byte, typ string) (map[string]any, error) {
 		}
 		return nil, invalid(400, "structure", "", "%v", err)
 	}
+	return s.Check(res, typ)
+}
+
+// Check validates a resource already decoded by fhir.Decode for type typ
+// (empty: any), exactly as Parse does after decoding, and returns it.
+func (s *Service) Check(res map[string]any, typ string) (map[string]any, error) {
 	rt, _ := res["resourceType"].(string)
 	if typ != "" && rt != typ {
 		if rt == "" {
