@@ -34,6 +34,9 @@ const (
 	RootKeySize = 32
 	// compressMin is the plaintext size below which compression is skipped.
 	compressMin = 128
+	// smallMax is the plaintext size below which the small-value encoder
+	// is used (see Codec).
+	smallMax = 1024
 )
 
 // ErrOpen is the one error Open returns, whatever failed.
@@ -65,16 +68,28 @@ func (g Generations) Validate() error {
 	return nil
 }
 
-// Codec holds the zstd encoder and decoder shared by all accounts. It is
+// Codec holds the zstd encoders and decoder shared by all accounts. It is
 // safe for concurrent use. Build one per process with NewCodec.
+//
+// Values shorter than 1 KiB (sort values, tiny bodies) are compressed
+// without entropy coding of literals: on such inputs the gain comes from
+// repeated strings, and building Huffman tables costs more time than the
+// bytes it saves. Both encoders write standard zstd frames that the one
+// decoder reads.
 type Codec struct {
-	enc *zstd.Encoder
-	dec *zstd.Decoder
+	enc   *zstd.Encoder
+	small *zstd.Encoder
+	dec   *zstd.Decoder
 }
 
 // NewCodec builds the compression codec.
 func NewCodec() (*Codec, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	opts := []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true)}
+	enc, err := zstd.NewWriter(nil, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("seal: zstd encoder: %w", err)
+	}
+	small, err := zstd.NewWriter(nil, append(opts, zstd.WithNoEntropyCompression(true))...)
 	if err != nil {
 		return nil, fmt.Errorf("seal: zstd encoder: %w", err)
 	}
@@ -82,7 +97,7 @@ func NewCodec() (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: zstd decoder: %w", err)
 	}
-	return &Codec{enc: enc, dec: dec}, nil
+	return &Codec{enc: enc, small: small, dec: dec}, nil
 }
 
 // AccountKeys are the subkeys of one account, derived from its ARK. Safe for
@@ -178,24 +193,33 @@ func (k *AccountKeys) Seal(plaintext []byte, b Binding) ([]byte, error) {
 	if k.wiped {
 		return nil, ErrWiped
 	}
+	const prefix = headerSize + nonceSize
+	// The body is compressed (or copied) straight after the header and
+	// nonce, then encrypted in place: one allocation per value.
+	out := make([]byte, prefix, Overhead+len(plaintext))
 	flags := byte(0)
-	body := plaintext
 	if len(plaintext) >= compressMin && k.codec != nil {
-		c := k.codec.enc.EncodeAll(plaintext, make([]byte, 0, len(plaintext)/2))
-		if len(c) < len(plaintext) {
-			body, flags = c, FlagZstd
+		enc := k.codec.enc
+		if len(plaintext) < smallMax {
+			enc = k.codec.small
 		}
+		if c := enc.EncodeAll(plaintext, out); len(c)-prefix < len(plaintext) {
+			out, flags = c, FlagZstd
+		}
+	}
+	if flags == 0 {
+		out = append(out[:prefix], plaintext...)
 	}
 	gen := k.gens.Current
 	a := k.data[gen]
-	out := make([]byte, headerSize+nonceSize, Overhead+len(body))
 	out[0], out[1] = FormatV1, flags
 	binary.BigEndian.PutUint32(out[2:6], gen)
-	if _, err := io.ReadFull(k.rand, out[headerSize:]); err != nil {
+	if _, err := io.ReadFull(k.rand, out[headerSize:prefix]); err != nil {
 		return nil, fmt.Errorf("seal: nonce: %w", err)
 	}
-	ad := appendBinding(append(make([]byte, 0, 64), out[:headerSize]...), b)
-	return a.Seal(out, out[headerSize:headerSize+nonceSize], body, ad), nil
+	var adBuf [128]byte
+	ad := appendBinding(append(adBuf[:0], out[:headerSize]...), b)
+	return a.Seal(out[:prefix], out[headerSize:prefix], out[prefix:], ad), nil
 }
 
 // Open verifies and decrypts a value sealed by Seal under the same binding.

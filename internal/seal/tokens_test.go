@@ -113,3 +113,26 @@ func BenchmarkTokens(b *testing.B) {
 		}
 	})
 }
+
+// TestSmallValuesStillCompress checks that values under 1 KiB (sealed with
+// the encoder without entropy coding) are still compressed when they
+// repeat themselves, as reference sort values do, and open again.
+func TestSmallValuesStillCompress(t *testing.T) {
+	k := testKeys(t, "acme", 7, g1)
+	b := Binding{Account: "acme", Type: "Observation", ID: "o1", Purpose: "sort:subject"}
+	ref := "Patient/4bd4c1b3-0ee7-4f86-a6f0-4b0ba4b7e3d1"
+	for _, n := range []int{3, 30} { // 141 and 1410 bytes: each encoder once
+		pt := []byte(strings.Repeat(ref, n))
+		sealed, err := k.Seal(pt, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sealed[1]&FlagZstd == 0 || len(sealed) >= len(pt)+Overhead {
+			t.Errorf("%d bytes: sealed to %d bytes with flags %#x; want compressed", len(pt), len(sealed), sealed[1])
+		}
+		got, err := k.Open(sealed, b)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("%d bytes: open: %v", len(pt), err)
+		}
+	}
+}
