@@ -366,7 +366,7 @@ func (tx *wtx) mergeSegments(segs []segmentInfo) error {
 		// The ORDER BY runs through a sorter that reads every matching row
 		// before the first is returned, so inserting the new segment's rows
 		// meanwhile does not disturb the scan.
-		rows, err := tx.conn.QueryContext(bg, "SELECT token, ixs FROM postings WHERE acct = ? AND seg IN "+segIn+" ORDER BY token",
+		rows, err := tx.conn.QueryContext(bg, "SELECT token, ixs FROM postings WHERE acct = ? AND seg IN "+segIn+" ORDER BY token, seg",
 			append([]any{acct}, segArgs...)...)
 		if err != nil {
 			return fmt.Errorf("read segments: %w", err)
@@ -378,7 +378,9 @@ func (tx *wtx) mergeSegments(segs []segmentInfo) error {
 			if cur == nil {
 				return nil
 			}
-			ixs = sortUnique(ixs)
+			if !slices.IsSorted(ixs) { // segments whose stamp ranges overlap
+				ixs = sortUnique(ixs)
+			}
 			ixs = intersectSorted(ixs, live)
 			if len(ixs) > 0 {
 				for _, x := range ixs {
