@@ -63,6 +63,7 @@ type indexScratch struct {
 	uniq   []int32  // batch indexes of the distinct value tokens
 	table  []uint32 // open-addressing set of token indexes + 1
 	num    []byte   // tree node names
+	bases  []string // choice-type bases of the resource's keys
 }
 
 // maxScratch bounds the memory an idle scratch keeps: one resource with a
@@ -101,8 +102,19 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 	s := x.scratch.Get().(*indexScratch)
 	defer x.release(s)
 	e := emitter{b: &s.batch, typ: resourceType, num: s.num[:0]}
+	// Parameters whose expression starts from elements res lacks yield
+	// nothing: skip their evaluation. The analysis is made for
+	// resourceType, so it only applies when res says it is one.
+	roots := x.ps.roots[resourceType]
+	if rt, _ := res["resourceType"].(string); rt != resourceType {
+		roots = nil
+	}
+	s.bases = appendChoiceBases(s.bases[:0], res)
 	var sorts []store.SortValue
-	for _, p := range list {
+	for i, p := range list {
+		if roots != nil && roots[i] != nil && roots[i].absent(res, s.bases) {
+			continue
+		}
 		e.code = p.Code
 		if p.Type == searchparam.Composite {
 			rows := x.ps.extractComposite(p, res)
@@ -201,6 +213,8 @@ func (x *Indexer) release(s *indexScratch) {
 	s.batch.Reset()
 	clear(s.num)
 	s.sortAt = s.sortAt[:0]
+	clear(s.bases) // they point into the resource
+	s.bases = s.bases[:0]
 	if cap(s.toks) > maxScratch || cap(s.table) > maxScratch/4 {
 		return
 	}

@@ -39,11 +39,15 @@ type params struct {
 	env    fhirpath.Env
 	byType map[string]map[string]*param
 	lists  map[string][]*param // sorted by code, indexable only
-	broken []string            // parameters whose expression does not compile
+	// roots[t][i] are the elements of a resource of type t that
+	// lists[t][i]'s expression starts from, when it provably yields
+	// nothing without them (fhirpath.Expr.RootElements); nil when it may.
+	roots  map[string][]*roots
+	broken []string // parameters whose expression does not compile
 }
 
 func newParams(reg *searchparam.Registry, env fhirpath.Env) *params {
-	ps := &params{reg: reg, env: env, byType: map[string]map[string]*param{}, lists: map[string][]*param{}}
+	ps := &params{reg: reg, env: env, byType: map[string]map[string]*param{}, lists: map[string][]*param{}, roots: map[string][]*roots{}}
 	compiled := map[string]*param{}
 	get := func(sp *searchparam.Param) *param {
 		if p, ok := compiled[sp.URL]; ok {
@@ -86,8 +90,49 @@ func newParams(reg *searchparam.Registry, env fhirpath.Env) *params {
 		sort.Slice(l, func(i, j int) bool { return l[i].Code < l[j].Code })
 		ps.byType[t] = m
 		ps.lists[t] = l
+		rs := make([]*roots, len(l))
+		for i, p := range l {
+			if names, ok := p.expr.RootElements(t); ok {
+				rs[i] = &roots{names: names}
+			}
+		}
+		ps.roots[t] = rs
 	}
 	return ps
+}
+
+// roots are the first elements an expression reads from a resource.
+type roots struct{ names []string }
+
+// absent reports whether none of the root elements is in res, given the
+// choice-type bases of its keys (see choiceBases): the expression then
+// yields nothing on res.
+func (r *roots) absent(res map[string]any, bases []string) bool {
+	for _, n := range r.names {
+		if _, ok := res[n]; ok {
+			return false
+		}
+		for _, b := range bases {
+			if b == n {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// appendChoiceBases appends, for every key of res, each prefix that ends
+// before an upper-case letter: the element names a choice-type key such as
+// valueQuantity or multipleBirthBoolean may stand for.
+func appendChoiceBases(dst []string, res map[string]any) []string {
+	for k := range res {
+		for i := 1; i < len(k); i++ {
+			if k[i] >= 'A' && k[i] <= 'Z' {
+				dst = append(dst, k[:i])
+			}
+		}
+	}
+	return dst
 }
 
 func (ps *params) lookup(typ, code string) (*param, bool) {
