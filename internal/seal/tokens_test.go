@@ -136,3 +136,32 @@ func TestSmallValuesStillCompress(t *testing.T) {
 		}
 	}
 }
+
+// TestSealUncompressed checks that SealUncompressed never sets FlagZstd,
+// that Open reads its output, and that it stays bound like Seal.
+func TestSealUncompressed(t *testing.T) {
+	k := testKeys(t, "acme", 7, g1)
+	b := Binding{Account: "acme", Type: "Observation", ID: "o1", Purpose: "sort:subject"}
+	for _, pt := range [][]byte{nil, []byte("x"), []byte(strings.Repeat("Patient/p1", 100))} {
+		sealed, err := k.SealUncompressed(pt, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sealed[1] != 0 || len(sealed) != len(pt)+Overhead {
+			t.Errorf("%d bytes: sealed to %d bytes with flags %#x; want %d bytes, no flags", len(pt), len(sealed), sealed[1], len(pt)+Overhead)
+		}
+		got, err := k.Open(sealed, b)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("%d bytes: open: %v", len(pt), err)
+		}
+		moved := b
+		moved.ID = "o2"
+		if _, err := k.Open(sealed, moved); !errors.Is(err, ErrOpen) {
+			t.Errorf("%d bytes: opened under another binding: %v", len(pt), err)
+		}
+	}
+	k.Wipe()
+	if _, err := k.SealUncompressed([]byte("x"), b); !errors.Is(err, ErrWiped) {
+		t.Fatalf("after wipe: %v, want ErrWiped", err)
+	}
+}

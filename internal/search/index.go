@@ -139,7 +139,9 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 		if p.sortable() {
 			if key := sortKey(&v); key != nil {
 				b := seal.Binding{Account: keys.Account(), Type: resourceType, ID: id, Purpose: "sort:" + p.Code}
-				sealed, err := keys.Seal(key, b)
+				// Sort values are short: compressing them cost more
+				// time than the bytes it saved.
+				sealed, err := keys.SealUncompressed(key, b)
 				if err != nil {
 					return nil, nil, fmt.Errorf("search: seal sort value %s: %w", p.Code, err)
 				}
