@@ -1,10 +1,8 @@
 package resources
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -191,55 +189,6 @@ func stamp(res map[string]any, id string, version int64, at time.Time) ([]byte, 
 	meta["lastUpdated"] = at.Format("2006-01-02T15:04:05.000Z07:00")
 	res["meta"] = meta
 	return Marshal(res)
-}
-
-// Marshal renders a resource with resourceType, id and meta first and the
-// other elements in name order.
-func Marshal(res map[string]any) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(1024)
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	buf.WriteByte('{')
-	n := 0
-	for _, k := range [...]string{"resourceType", "id", "meta"} {
-		v, ok := res[k]
-		if !ok {
-			continue
-		}
-		if n > 0 {
-			buf.WriteByte(',')
-		}
-		n++
-		buf.WriteString(`"` + k + `":`)
-		if err := enc.Encode(v); err != nil {
-			return nil, fmt.Errorf("resources: render %s: %w", k, err)
-		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-	}
-	rest := make(map[string]any, len(res))
-	for k, v := range res {
-		switch k {
-		case "resourceType", "id", "meta":
-		default:
-			rest[k] = v
-		}
-	}
-	if len(rest) > 0 {
-		mark := buf.Len()
-		if err := enc.Encode(rest); err != nil { // map keys are sorted
-			return nil, fmt.Errorf("resources: render: %w", err)
-		}
-		body := buf.Bytes()[mark+1 : buf.Len()-2] // strip '{', '}' and the newline
-		tail := append([]byte(nil), body...)
-		buf.Truncate(mark)
-		if n > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(tail)
-	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
 }
 
 // Prepared is a write ready to commit, with the resource it will create.
