@@ -120,18 +120,32 @@ type postingRow struct {
 	ixs   []byte
 }
 
-// flush moves every pending row into a new segment, inside the writer's
-// transaction, and returns how many pending rows it consumed. A row whose
-// resource has a later pending row is superseded and skipped; a delete
-// marker has no tokens.
-func (tx *wtx) flush() (int, error) {
-	var indexed int64
-	if err := tx.getIndexed.QueryRowContext(bg).Scan(&indexed); err != nil {
-		return 0, fmt.Errorf("read indexed stamp: %w", err)
+// flushPlan is a flush computed from a snapshot: the postings of every
+// pending row above indexed up to maxIx.
+type flushPlan struct {
+	indexed, minIx, maxIx int64
+	live                  int64 // stamps with tokens (the segment's size)
+	consumed              int   // pending rows read
+	rows                  []postingRow
+}
+
+// maxFlushRows bounds the pending rows one flush reads.
+const maxFlushRows = 1 << 15
+
+// buildFlush reads the pending rows above the indexed stamp visible to q
+// and computes their postings. A row whose resource has a later pending
+// row in the same flush is superseded and skipped; a delete marker has no
+// tokens. (A row superseded by a later flush is written all the same: its
+// stamp is stale at once, and compaction drops it.)
+func buildFlush(ctx context.Context, q querier) (flushPlan, error) {
+	var p flushPlan
+	if err := queryRow(ctx, q, "SELECT indexed_ix FROM index_state WHERE id = 1").Scan(&p.indexed); err != nil {
+		return p, fmt.Errorf("read indexed stamp: %w", err)
 	}
-	rows, err := tx.pendingRows.QueryContext(bg, indexed)
+	p.maxIx = p.indexed
+	rows, err := q.QueryContext(ctx, "SELECT ix, acct, type, id, tokens FROM pending WHERE ix > ? ORDER BY ix LIMIT ?", p.indexed, maxFlushRows)
 	if err != nil {
-		return 0, fmt.Errorf("read pending: %w", err)
+		return p, fmt.Errorf("read pending: %w", err)
 	}
 	type entry struct {
 		ix, acct int64
@@ -143,36 +157,33 @@ func (tx *wtx) flush() (int, error) {
 	}
 	var entries []entry
 	latest := map[refKey]int{}
-	maxIx := indexed
 	for rows.Next() {
 		var e entry
 		var k refKey
 		var blob []byte
 		if err := rows.Scan(&e.ix, &e.acct, &k.typ, &k.id, &blob); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("read pending: %w", err)
+			return p, fmt.Errorf("read pending: %w", err)
 		}
 		k.acct = e.acct
 		if e.tokens, err = decodeList(blob); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("pending %s/%s: %w", k.typ, k.id, err)
+			return p, fmt.Errorf("pending %s/%s: %w", k.typ, k.id, err)
 		}
 		if prev, ok := latest[k]; ok {
 			entries[prev].tokens = nil // superseded by this later write
 		}
 		latest[k] = len(entries)
 		entries = append(entries, e)
-		maxIx = max(maxIx, e.ix)
+		p.maxIx = max(p.maxIx, e.ix)
 	}
 	if err := rows.Close(); err != nil {
-		return 0, fmt.Errorf("read pending: %w", err)
+		return p, fmt.Errorf("read pending: %w", err)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("read pending: %w", err)
+		return p, fmt.Errorf("read pending: %w", err)
 	}
-	if len(entries) == 0 {
-		return 0, nil
-	}
+	p.consumed = len(entries)
 	// Group stamps by account and token; entries are in stamp order, so
 	// every list is ascending.
 	type posting struct {
@@ -180,68 +191,88 @@ func (tx *wtx) flush() (int, error) {
 		ixs   []int64
 	}
 	byAcct := map[int64]map[string]*posting{}
-	var live, minIx int64
 	for _, e := range entries {
 		if len(e.tokens) == 0 {
 			continue
 		}
-		if live == 0 {
-			minIx = e.ix
+		if p.live == 0 {
+			p.minIx = e.ix
 		}
-		live++
+		p.live++
 		m := byAcct[e.acct]
 		if m == nil {
 			m = map[string]*posting{}
 			byAcct[e.acct] = m
 		}
 		for _, t := range e.tokens {
-			p := m[string(t)]
-			if p == nil {
-				p = &posting{token: t}
-				m[string(t)] = p
+			pt := m[string(t)]
+			if pt == nil {
+				pt = &posting{token: t}
+				m[string(t)] = pt
 			}
-			p.ixs = append(p.ixs, e.ix)
+			pt.ixs = append(pt.ixs, e.ix)
 		}
 	}
-	if live > 0 {
-		seg, err := tx.newSegment(live, minIx, maxIx)
+	accts := make([]int64, 0, len(byAcct))
+	for a := range byAcct {
+		accts = append(accts, a)
+	}
+	slices.Sort(accts)
+	for _, a := range accts {
+		m := byAcct[a]
+		list := make([]*posting, 0, len(m))
+		for _, pt := range m {
+			list = append(list, pt)
+		}
+		slices.SortFunc(list, func(x, y *posting) int { return bytes.Compare(x.token, y.token) })
+		for _, pt := range list {
+			p.rows = append(p.rows, postingRow{acct: a, token: pt.token, ixs: encodeIxs(nil, pt.ixs)})
+		}
+	}
+	return p, nil
+}
+
+// applyFlush writes p inside the writer's transaction: a new segment with
+// its rows, the indexed stamp moved to p.maxIx, and the flushed pending
+// rows deleted. It does nothing and reports false when another flush
+// moved the indexed stamp since p was read.
+func (tx *wtx) applyFlush(p flushPlan) (bool, error) {
+	var indexed int64
+	if err := tx.getIndexed.QueryRowContext(bg).Scan(&indexed); err != nil {
+		return false, fmt.Errorf("read indexed stamp: %w", err)
+	}
+	if indexed != p.indexed || p.consumed == 0 {
+		return false, nil
+	}
+	if p.live > 0 {
+		seg, err := tx.newSegment(p.live, p.minIx, p.maxIx)
 		if err != nil {
-			return 0, err
+			return false, err
 		}
-		accts := make([]int64, 0, len(byAcct))
-		for a := range byAcct {
-			accts = append(accts, a)
-		}
-		slices.Sort(accts)
-		var batch []postingRow
-		for _, a := range accts {
-			m := byAcct[a]
-			list := make([]*posting, 0, len(m))
-			for _, p := range m {
-				list = append(list, p)
-			}
-			slices.SortFunc(list, func(x, y *posting) int { return bytes.Compare(x.token, y.token) })
-			for _, p := range list {
-				batch = append(batch, postingRow{acct: a, token: p.token, ixs: encodeIxs(nil, p.ixs)})
-				if len(batch) == bulkChunk {
-					if err := tx.insertPostings(seg, batch); err != nil {
-						return 0, err
-					}
-					batch = batch[:0]
-				}
-			}
-		}
-		if err := tx.insertPostings(seg, batch); err != nil {
-			return 0, err
+		if err := tx.insertAll(seg, p.rows); err != nil {
+			return false, err
 		}
 	}
-	if _, err := tx.setIndexed.ExecContext(bg, maxIx); err != nil {
-		return 0, fmt.Errorf("set indexed stamp: %w", err)
+	if _, err := tx.setIndexed.ExecContext(bg, p.maxIx); err != nil {
+		return false, fmt.Errorf("set indexed stamp: %w", err)
 	}
-	if _, err := tx.delPending.ExecContext(bg, maxIx); err != nil {
-		return 0, fmt.Errorf("clear pending: %w", err)
+	if _, err := tx.delPending.ExecContext(bg, p.maxIx); err != nil {
+		return false, fmt.Errorf("clear pending: %w", err)
 	}
-	return len(entries), nil
+	return true, nil
+}
+
+// flush moves pending rows into a new segment, entirely inside the
+// writer's transaction, and returns how many it consumed.
+func (tx *wtx) flush() (int, error) {
+	p, err := buildFlush(bg, tx.conn)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.applyFlush(p); err != nil {
+		return 0, err
+	}
+	return p.consumed, nil
 }
 
 func (tx *wtx) newSegment(resources, minIx, maxIx int64) (int64, error) {
@@ -259,6 +290,18 @@ func (tx *wtx) newSegment(resources, minIx, maxIx int64) (int64, error) {
 // bulkChunk is the number of postings rows per multi-row INSERT: one
 // statement per row would spend most of a flush in statement overhead.
 const bulkChunk = 128
+
+// insertAll writes rows into segment seg, bulkChunk per statement.
+func (tx *wtx) insertAll(seg int64, rows []postingRow) error {
+	for len(rows) > 0 {
+		n := min(len(rows), bulkChunk)
+		if err := tx.insertPostings(seg, rows[:n]); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
 
 // insertPostings writes rows (at most bulkChunk) into segment seg.
 func (tx *wtx) insertPostings(seg int64, rows []postingRow) error {
@@ -294,36 +337,14 @@ type segmentInfo struct {
 	seg, resources, minIx, maxIx int64
 }
 
-// compact merges segments of one size class while some class holds fanIn
-// of them, inside the writer's transaction. It returns how many merges ran.
-func (tx *wtx) compact() (int, error) {
-	merges := 0
-	for {
-		segs, err := tx.segments()
-		if err != nil {
-			return merges, err
-		}
-		byClass := map[int][]segmentInfo{}
-		pick := -1
-		for _, s := range segs {
-			c := sizeClass(s.resources)
-			byClass[c] = append(byClass[c], s)
-			if len(byClass[c]) >= fanIn && (pick < 0 || c < pick) {
-				pick = c
-			}
-		}
-		if pick < 0 {
-			return merges, nil
-		}
-		if err := tx.mergeSegments(byClass[pick]); err != nil {
-			return merges, err
-		}
-		merges++
-	}
-}
+// building marks a segment whose rows are still being written by a
+// compaction (segments.resources): Lookup ignores it, and Open removes it
+// (a compaction interrupted by a crash).
+const building = -1
 
-func (tx *wtx) segments() ([]segmentInfo, error) {
-	rows, err := tx.conn.QueryContext(bg, "SELECT seg, resources, min_ix, max_ix FROM segments ORDER BY seg")
+// listSegments returns the complete segments visible to q, in seg order.
+func listSegments(ctx context.Context, q querier) ([]segmentInfo, error) {
+	rows, err := q.QueryContext(ctx, "SELECT seg, resources, min_ix, max_ix FROM segments WHERE resources >= 0 ORDER BY seg")
 	if err != nil {
 		return nil, fmt.Errorf("list segments: %w", err)
 	}
@@ -339,44 +360,64 @@ func (tx *wtx) segments() ([]segmentInfo, error) {
 	return out, rows.Err()
 }
 
-// mergeSegments replaces segs by one segment holding, per account and
-// token, the union of their stamps minus those no longer current.
-func (tx *wtx) mergeSegments(segs []segmentInfo) error {
-	minIx, maxIx := segs[0].minIx, segs[0].maxIx
+// pickCompaction returns the segments of the smallest size class that
+// holds fanIn or more of them, or nil.
+func pickCompaction(segs []segmentInfo) []segmentInfo {
+	byClass := map[int][]segmentInfo{}
+	pick := -1
+	for _, s := range segs {
+		c := sizeClass(s.resources)
+		byClass[c] = append(byClass[c], s)
+		if len(byClass[c]) >= fanIn && (pick < 0 || c < pick) {
+			pick = c
+		}
+	}
+	if pick < 0 {
+		return nil
+	}
+	return byClass[pick]
+}
+
+// mergePlan is a compaction computed from a snapshot: the rows of one
+// segment replacing src.
+type mergePlan struct {
+	src          []segmentInfo
+	minIx, maxIx int64
+	kept         int64   // distinct stamps kept (the new segment's size)
+	accts        []int64 // accounts that had rows in src
+	rows         []postingRow
+}
+
+// buildMerge reads segs through q and computes, per account and token,
+// the union of their stamps minus those that are no longer current.
+func buildMerge(ctx context.Context, q querier, segs []segmentInfo) (mergePlan, error) {
+	p := mergePlan{src: segs, minIx: segs[0].minIx, maxIx: segs[0].maxIx}
 	segArgs := make([]any, len(segs))
 	for i, s := range segs {
-		minIx, maxIx = min(minIx, s.minIx), max(maxIx, s.maxIx)
+		p.minIx, p.maxIx = min(p.minIx, s.minIx), max(p.maxIx, s.maxIx)
 		segArgs[i] = s.seg
 	}
 	segIn := "(?" + strings.Repeat(",?", len(segs)-1) + ")"
-	live, err := tx.liveStamps(minIx, maxIx)
+	live, err := queryInts(ctx, q, "SELECT ix FROM current WHERE ix BETWEEN ? AND ? AND deleted = 0 ORDER BY ix", p.minIx, p.maxIx)
 	if err != nil {
-		return err
+		return p, fmt.Errorf("read live stamps: %w", err)
 	}
-	seg, err := tx.newSegment(0, minIx, maxIx)
+	accts, err := queryInts(ctx, q, "SELECT id FROM accounts ORDER BY id")
 	if err != nil {
-		return err
+		return p, fmt.Errorf("list accounts: %w", err)
 	}
-	accts, err := tx.accountIDs()
-	if err != nil {
-		return err
-	}
-	kept := newStampSet(minIx, maxIx) // the stamps the new segment holds
+	kept := newStampSet(p.minIx, p.maxIx)
 	for _, acct := range accts {
-		// The ORDER BY runs through a sorter that reads every matching row
-		// before the first is returned, so inserting the new segment's rows
-		// meanwhile does not disturb the scan.
-		rows, err := tx.conn.QueryContext(bg, "SELECT token, ixs FROM postings WHERE acct = ? AND seg IN "+segIn+" ORDER BY token, seg",
+		rows, err := q.QueryContext(ctx, "SELECT token, ixs FROM postings WHERE acct = ? AND seg IN "+segIn+" ORDER BY token, seg",
 			append([]any{acct}, segArgs...)...)
 		if err != nil {
-			return fmt.Errorf("read segments: %w", err)
+			return p, fmt.Errorf("read segments: %w", err)
 		}
-		var batch []postingRow
 		var cur []byte
 		var ixs []int64
-		emit := func() error {
+		emit := func() {
 			if cur == nil {
-				return nil
+				return
 			}
 			if !slices.IsSorted(ixs) { // segments whose stamp ranges overlap
 				ixs = sortUnique(ixs)
@@ -386,62 +427,153 @@ func (tx *wtx) mergeSegments(segs []segmentInfo) error {
 				for _, x := range ixs {
 					kept.add(x)
 				}
-				batch = append(batch, postingRow{acct: acct, token: cur, ixs: encodeIxs(nil, ixs)})
+				p.rows = append(p.rows, postingRow{acct: acct, token: cur, ixs: encodeIxs(nil, ixs)})
 			}
 			ixs = ixs[:0]
-			if len(batch) == bulkChunk {
-				if err := tx.insertPostings(seg, batch); err != nil {
-					return err
-				}
-				batch = batch[:0]
-			}
-			return nil
 		}
 		for rows.Next() {
 			var token, blob []byte
 			if err := rows.Scan(&token, &blob); err != nil {
 				rows.Close()
-				return fmt.Errorf("read segments: %w", err)
+				return p, fmt.Errorf("read segments: %w", err)
 			}
 			if cur == nil || !bytes.Equal(token, cur) {
-				if err := emit(); err != nil {
-					rows.Close()
-					return err
-				}
+				emit()
 				cur = token
 			}
 			if ixs, err = decodeIxs(ixs, blob); err != nil {
 				rows.Close()
-				return fmt.Errorf("segment posting: %w", err)
+				return p, fmt.Errorf("segment posting: %w", err)
 			}
 		}
 		if err := rows.Close(); err != nil {
-			return fmt.Errorf("read segments: %w", err)
+			return p, fmt.Errorf("read segments: %w", err)
 		}
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read segments: %w", err)
+			return p, fmt.Errorf("read segments: %w", err)
 		}
-		if err := emit(); err != nil {
-			return err
+		emit()
+		if cur != nil {
+			p.accts = append(p.accts, acct)
 		}
-		if err := tx.insertPostings(seg, batch); err != nil {
-			return err
+	}
+	p.kept = kept.n
+	return p, nil
+}
+
+// startMerge checks that p's source segments are all still there and
+// creates the new segment, marked building. It returns 0 when the sources
+// changed since p was read.
+func (tx *wtx) startMerge(p mergePlan) (int64, error) {
+	segs, err := listSegments(bg, tx.conn)
+	if err != nil || !sameSegments(segs, p.src) {
+		return 0, err
+	}
+	return tx.newSegment(building, p.minIx, p.maxIx)
+}
+
+// finishMerge replaces p's sources by seg, whose rows are all written.
+// If another handle merged the sources meanwhile, seg is dropped instead.
+func (tx *wtx) finishMerge(p mergePlan, seg int64) error {
+	segs, err := listSegments(bg, tx.conn)
+	if err != nil {
+		return err
+	}
+	if !sameSegments(segs, p.src) {
+		for _, acct := range p.accts {
+			if _, err := tx.conn.ExecContext(bg, "DELETE FROM postings WHERE acct = ? AND seg = ?", acct, seg); err != nil {
+				return fmt.Errorf("drop superseded merge: %w", err)
+			}
 		}
+		_, err := tx.conn.ExecContext(bg, "DELETE FROM segments WHERE seg = ?", seg)
+		return err
+	}
+	segArgs := make([]any, len(p.src))
+	for i, s := range p.src {
+		segArgs[i] = s.seg
+	}
+	segIn := "(?" + strings.Repeat(",?", len(p.src)-1) + ")"
+	exists, err := queryInts(bg, tx.conn, "SELECT id FROM accounts ORDER BY id")
+	if err != nil {
+		return fmt.Errorf("list accounts: %w", err)
+	}
+	for _, acct := range p.accts {
 		if _, err := tx.conn.ExecContext(bg, "DELETE FROM postings WHERE acct = ? AND seg IN "+segIn,
 			append([]any{acct}, segArgs...)...); err != nil {
 			return fmt.Errorf("drop merged segments: %w", err)
+		}
+		if !slices.Contains(exists, acct) { // deleted while the merge was built
+			if _, err := tx.conn.ExecContext(bg, "DELETE FROM postings WHERE acct = ? AND seg = ?", acct, seg); err != nil {
+				return fmt.Errorf("drop deleted account's postings: %w", err)
+			}
 		}
 	}
 	if _, err := tx.conn.ExecContext(bg, "DELETE FROM segments WHERE seg IN "+segIn, segArgs...); err != nil {
 		return fmt.Errorf("drop merged segments: %w", err)
 	}
-	if kept.n == 0 {
+	if p.kept == 0 {
 		_, err = tx.conn.ExecContext(bg, "DELETE FROM segments WHERE seg = ?", seg)
 	} else {
-		_, err = tx.conn.ExecContext(bg, "UPDATE segments SET resources = ? WHERE seg = ?", kept.n, seg)
+		_, err = tx.conn.ExecContext(bg, "UPDATE segments SET resources = ? WHERE seg = ?", p.kept, seg)
 	}
 	if err != nil {
 		return fmt.Errorf("record merged segment: %w", err)
+	}
+	return nil
+}
+
+// compact merges segments of one size class while some class holds fanIn
+// of them, entirely inside the writer's transaction. It returns how many
+// merges ran.
+func (tx *wtx) compact() (int, error) {
+	merges := 0
+	for {
+		segs, err := listSegments(bg, tx.conn)
+		if err != nil {
+			return merges, err
+		}
+		pick := pickCompaction(segs)
+		if pick == nil {
+			return merges, nil
+		}
+		p, err := buildMerge(bg, tx.conn, pick)
+		if err != nil {
+			return merges, err
+		}
+		seg, err := tx.startMerge(p)
+		if err != nil {
+			return merges, err
+		}
+		if err := tx.insertAll(seg, p.rows); err != nil {
+			return merges, err
+		}
+		if err := tx.finishMerge(p, seg); err != nil {
+			return merges, err
+		}
+		merges++
+	}
+}
+
+// removeBuilding deletes segments left half-written by a compaction that a
+// crash interrupted.
+func (tx *wtx) removeBuilding() error {
+	segs, err := queryInts(bg, tx.conn, "SELECT seg FROM segments WHERE resources = ?", building)
+	if err != nil || len(segs) == 0 {
+		return err
+	}
+	accts, err := queryInts(bg, tx.conn, "SELECT DISTINCT acct FROM postings")
+	if err != nil {
+		return err
+	}
+	for _, seg := range segs {
+		for _, acct := range accts {
+			if _, err := tx.conn.ExecContext(bg, "DELETE FROM postings WHERE acct = ? AND seg = ?", acct, seg); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.conn.ExecContext(bg, "DELETE FROM segments WHERE seg = ?", seg); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -465,26 +597,9 @@ func (s *stampSet) add(x int64) {
 	}
 }
 
-// liveStamps returns the current stamps in [lo, hi], ascending.
-func (tx *wtx) liveStamps(lo, hi int64) ([]int64, error) {
-	out, err := tx.queryInts("SELECT ix FROM current WHERE ix BETWEEN ? AND ? AND deleted = 0 ORDER BY ix", lo, hi)
-	if err != nil {
-		return nil, fmt.Errorf("read live stamps: %w", err)
-	}
-	return out, nil
-}
-
-func (tx *wtx) accountIDs() ([]int64, error) {
-	out, err := tx.queryInts("SELECT id FROM accounts ORDER BY id")
-	if err != nil {
-		return nil, fmt.Errorf("list accounts: %w", err)
-	}
-	return out, nil
-}
-
 // queryInts runs a query of one integer column.
-func (tx *wtx) queryInts(query string, args ...any) ([]int64, error) {
-	rows, err := tx.conn.QueryContext(bg, query, args...)
+func queryInts(ctx context.Context, q querier, query string, args ...any) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -500,6 +615,34 @@ func (tx *wtx) queryInts(query string, args ...any) ([]int64, error) {
 	return out, rows.Err()
 }
 
+// queryRow is QueryRowContext for a querier.
+func queryRow(ctx context.Context, q querier, query string, args ...any) rowScanner {
+	rows, err := q.QueryContext(ctx, query, args...)
+	return rowScanner{rows, err}
+}
+
+type rowScanner struct {
+	rows *sql.Rows
+	err  error
+}
+
+func (r rowScanner) Scan(dst ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rows.Scan(dst...); err != nil {
+		return err
+	}
+	return r.rows.Close()
+}
+
 // validateChunk bounds the stamps per validation query.
 const validateChunk = 500
 
@@ -507,7 +650,7 @@ const validateChunk = 500
 // visible to q, a read transaction, and returns the matching current,
 // non-deleted resources of acct, unordered.
 func lookupSegments(ctx context.Context, q querier, acct int64, m store.Match) ([]store.Ref, error) {
-	segRows, err := q.QueryContext(ctx, "SELECT seg FROM segments")
+	segRows, err := q.QueryContext(ctx, "SELECT seg FROM segments WHERE resources >= 0")
 	if err != nil {
 		return nil, err
 	}

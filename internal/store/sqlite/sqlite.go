@@ -80,6 +80,7 @@ type Store struct {
 	rdb      *sql.DB
 	r        readStmts
 	pend     pendingCache
+	ix       *indexer
 	vcache   *versionCache // nil when disabled
 	w        *writer
 	locks    locks
@@ -167,6 +168,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s.ckptDone = make(chan struct{})
 	go s.checkpointer()
+	s.ix = newIndexer(s, s.w.kick, log)
+	if err := s.do(ctx, false, func(tx *wtx) error { return tx.removeBuilding() }); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: remove interrupted compaction: %w", path, err)
+	}
+	if s.w.pending > 0 {
+		s.w.signal() // left pending by the last run
+	}
 	return s, nil
 }
 
@@ -263,6 +272,7 @@ func (s *Store) Close() error {
 	}
 	var err error
 	s.once.Do(func() {
+		s.ix.stop()
 		s.w.stop()
 		<-s.ckptDone
 		s.r.close()

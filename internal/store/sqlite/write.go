@@ -43,10 +43,10 @@ type writer struct {
 	max    int
 	log    *slog.Logger
 
-	groups, requests                atomic.Int64 // statistics: transactions and requests committed
-	merges, compactions, mergeNanos atomic.Int64
+	groups, requests atomic.Int64 // statistics: transactions and requests committed
 
-	pending    int // resource versions committed since the last token merge (approximate)
+	kick       chan struct{} // to the indexer
+	pending    int           // resource versions committed since the last flush (approximate)
 	mergeEvery int
 	mergeIdle  time.Duration // < 0: no idle merges
 }
@@ -78,6 +78,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, o Options, log *slog.Logger,
 		max:        o.MaxBatch,
 		log:        log,
 		mergeEvery: o.MergeEvery,
+		kick:       make(chan struct{}, 1),
 		mergeIdle:  o.MergeIdle,
 	}
 	t := &w.tx
@@ -194,7 +195,7 @@ func (w *writer) loop() {
 		case r := <-w.reqs:
 			batch = append(batch[:0], r)
 		case <-idle.C:
-			w.mergeNow() // quiet: catch the token index up
+			w.signal() // quiet: catch the token index up
 			continue
 		case <-w.quit:
 			w.drain()
@@ -207,40 +208,18 @@ func (w *writer) loop() {
 		w.group(batch)
 		clear(batch)
 		if w.pending >= w.mergeEvery {
-			w.mergeNow()
+			w.signal()
 		}
 	}
 }
 
-// mergeNow flushes every pending resource's tokens into a new posting
-// segment and compacts segments, in its own transaction.
-func (w *writer) mergeNow() {
-	start := time.Now()
-	defer func() { w.mergeNanos.Add(int64(time.Since(start))) }()
-	if _, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
-		w.log.Error("sqlite: token merge: begin", "err", err)
-		return
+// signal asks the indexer to flush pending tokens (and compact); repeated
+// signals while it works coalesce.
+func (w *writer) signal() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
 	}
-	n, err := w.tx.flush()
-	var compactions int
-	if err == nil {
-		compactions, err = w.tx.compact()
-	}
-	if err != nil {
-		w.rollback()
-		w.log.Error("sqlite: token merge", "err", err)
-		return
-	}
-	if _, err := w.conn.ExecContext(bg, "COMMIT"); err != nil {
-		w.rollback()
-		w.log.Error("sqlite: token merge: commit", "err", err)
-		return
-	}
-	w.pending = 0
-	if n > 0 {
-		w.merges.Add(1)
-	}
-	w.compactions.Add(int64(compactions))
 }
 
 // gatherWait bounds how long a group waits for its followers; it is below
@@ -355,7 +334,7 @@ func (w *writer) group(batch []*request) {
 	all := false
 	for _, i := range live {
 		if errs[i] == nil {
-			w.pending += batch[i].resources
+			w.pending = max(0, w.pending+batch[i].resources)
 			changed = append(changed, batch[i].cacheKeys...)
 			all = all || batch[i].cacheAll
 		}
@@ -722,13 +701,13 @@ type Stats struct {
 	Requests    int64         // requests (Commit, account changes, ReplaceIndex) they carried
 	TokenMerges int64         // flushes of pending tokens into a new posting segment
 	Compactions int64         // merges of posting segments
-	MergeTime   time.Duration // total time the writer spent flushing and compacting
+	MergeTime   time.Duration // total time the indexer spent flushing and compacting (beside the writer)
 }
 
 // Stats reports how well group commit is grouping.
 func (s *Store) Stats() Stats {
 	return Stats{Groups: s.w.groups.Load(), Requests: s.w.requests.Load(),
-		TokenMerges: s.w.merges.Load(), Compactions: s.w.compactions.Load(), MergeTime: time.Duration(s.w.mergeNanos.Load())}
+		TokenMerges: s.ix.flushes.Load(), Compactions: s.ix.compactions.Load(), MergeTime: time.Duration(s.ix.nanos.Load())}
 }
 
 // encodeSorts packs sort values as (uvarint length, slot, uvarint length,
