@@ -439,7 +439,7 @@ func (c *crit) matchValue(kind, mod string, v *values, q qval) bool {
 			if kind == "quantity" && !unitMatch(n, q) {
 				continue
 			}
-			if numMatch(q, n.v) {
+			if numMatch(q, n.rat()) {
 				return true
 			}
 		}

@@ -208,51 +208,8 @@ func parseValue(name, kind, mod, raw, base string, now time.Time, compTypes []st
 // parseDecimal parses a FHIR decimal (optionally with an exponent) and the
 // half-width of its precision (0.5 in its last significant place).
 func parseDecimal(s string) (*big.Rat, *big.Rat, bool) {
-	i := 0
-	if i < len(s) && (s[i] == '-' || s[i] == '+') {
-		i++
-	}
-	digits := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-		digits++
-	}
-	decimals := 0
-	if i < len(s) && s[i] == '.' {
-		i++
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-			decimals++
-		}
-		if decimals == 0 {
-			return nil, nil, false
-		}
-	}
-	if digits == 0 || digits+decimals > 60 {
-		return nil, nil, false
-	}
-	exp := 0
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		neg := false
-		if i < len(s) && (s[i] == '-' || s[i] == '+') {
-			neg = s[i] == '-'
-			i++
-		}
-		n := 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			n = n*10 + int(s[i]-'0')
-			if n > 300 {
-				return nil, nil, false
-			}
-			i++
-		}
-		if neg {
-			n = -n
-		}
-		exp = n
-	}
-	if i != len(s) {
+	decimals, exp, ok := decimalSyntax(s)
+	if !ok {
 		return nil, nil, false
 	}
 	r, ok := new(big.Rat).SetString(s)
@@ -269,6 +226,55 @@ func parseDecimal(s string) (*big.Rat, *big.Rat, bool) {
 		delta.Quo(delta, new(big.Rat).SetInt(ten))
 	}
 	return r, delta, true
+}
+
+// decimalSyntax checks that s is a decimal parseDecimal accepts (at most
+// 60 digits, an exponent of at most 300) and returns its number of
+// fraction digits and its exponent.
+func decimalSyntax(s string) (decimals, exp int, ok bool) {
+	i := 0
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		i++
+	}
+	digits := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			decimals++
+		}
+		if decimals == 0 {
+			return 0, 0, false
+		}
+	}
+	if digits == 0 || digits+decimals > 60 {
+		return 0, 0, false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		neg := false
+		if i < len(s) && (s[i] == '-' || s[i] == '+') {
+			neg = s[i] == '-'
+			i++
+		}
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			n = n*10 + int(s[i]-'0')
+			if n > 300 {
+				return 0, 0, false
+			}
+			i++
+		}
+		if neg {
+			n = -n
+		}
+		exp = n
+	}
+	return decimals, exp, i == len(s)
 }
 
 func abs(n int) int {

@@ -2,7 +2,9 @@ package search
 
 import (
 	"encoding/json"
+	"errors"
 	"math/big"
+	"strconv"
 	"strings"
 
 	"github.com/kilnhealth/kiln/internal/fhirpath"
@@ -37,8 +39,8 @@ func (r refValue) local() string {
 
 // numValue is a number or a quantity.
 type numValue struct {
-	v          *big.Rat
-	f          float64
+	s          string  // the decimal as written
+	f          float64 // its nearest float64 (+0 for zero)
 	system     string
 	code, unit string
 }
@@ -369,11 +371,30 @@ func (v *values) collectNums(n fhirpath.Node) {
 	}
 }
 
+// parseNum checks a decimal and converts it to float64 only: indexing
+// needs nothing more, and the exact value (rat) is built only when the
+// post-filter compares it.
 func parseNum(s string) (numValue, bool) {
-	r, _, ok := parseDecimal(s)
-	if !ok {
+	if _, _, ok := decimalSyntax(s); !ok {
 		return numValue{}, false
 	}
-	f, _ := r.Float64()
-	return numValue{v: r, f: f}, true
+	// Correctly rounded like big.Rat.Float64, which this replaces (and
+	// infinite beyond the float64 range, as it is).
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return numValue{}, false
+	}
+	if f == 0 {
+		f = 0 // big.Rat has no negative zero
+	}
+	return numValue{s: s, f: f}, true
+}
+
+// rat returns the exact value of n.
+func (n numValue) rat() *big.Rat {
+	r, ok := new(big.Rat).SetString(n.s)
+	if !ok { // cannot happen: parseNum checked the syntax
+		return new(big.Rat)
+	}
+	return r
 }
