@@ -102,7 +102,8 @@ type entry struct {
 
 	res       map[string]any // parsed resource (POST, PUT)
 	rewritten bool
-	condRefs  []string // conditional references found in res
+	refSites  []map[string]any // the objects of res with a "reference" string
+	condRefs  []string         // conditional references found in res
 
 	// noop: nothing to write (conditional create matched, conditional
 	// delete matched nothing); existing then holds the matched resource.
@@ -470,7 +471,8 @@ func (p *processing) parseResource(e *entry) error {
 		}
 	}
 	e.res = res
-	e.condRefs = collectConditionalRefs(res, nil)
+	e.refSites = collectRefs(res, nil)
+	e.condRefs = conditionalRefs(e.refSites)
 	return nil
 }
 
@@ -481,7 +483,7 @@ func (p *processing) rewrite(e *entry) error {
 		return nil
 	}
 	e.rewritten = true
-	return rewriteRefs(e.res, func(ref string) (string, error) {
+	return rewriteAt(e.refSites, func(ref string) (string, error) {
 		if t, ok := p.fullURLs[ref]; ok {
 			return t, nil
 		}

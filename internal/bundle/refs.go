@@ -31,26 +31,57 @@ func rewriteRefs(v any, fn func(string) (string, error)) error {
 	return nil
 }
 
-// collectConditionalRefs appends the distinct conditional references
-// (Type?search) found anywhere in v.
-func collectConditionalRefs(v any, out []string) []string {
+// collectRefs appends every object anywhere in v (nested elements,
+// extensions, contained resources) that has a "reference" string element:
+// the places rewriteAt visits, found in one walk.
+func collectRefs(v any, out []map[string]any) []map[string]any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, val := range x {
-			if s, ok := val.(string); ok && k == "reference" {
-				if isConditionalRef(s) && !contains(out, s) {
-					out = append(out, s)
-				}
+			if _, ok := val.(string); ok && k == "reference" {
+				out = append(out, x)
 				continue
 			}
-			out = collectConditionalRefs(val, out)
+			out = collectRefs(val, out)
 		}
 	case []any:
 		for _, val := range x {
-			out = collectConditionalRefs(val, out)
+			out = collectRefs(val, out)
 		}
 	}
 	return out
+}
+
+// conditionalRefs returns the distinct conditional references (Type?search)
+// of the objects collectRefs found.
+func conditionalRefs(sites []map[string]any) []string {
+	var out []string
+	for _, m := range sites {
+		if s, _ := m["reference"].(string); isConditionalRef(s) && !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// rewriteAt replaces the "reference" string of each object collectRefs
+// found by fn's answer; it does what rewriteRefs does on the walked value
+// without walking it again.
+func rewriteAt(sites []map[string]any, fn func(string) (string, error)) error {
+	for _, m := range sites {
+		s, ok := m["reference"].(string)
+		if !ok {
+			continue
+		}
+		n, err := fn(s)
+		if err != nil {
+			return err
+		}
+		if n != s {
+			m["reference"] = n
+		}
+	}
+	return nil
 }
 
 func contains(xs []string, s string) bool {
