@@ -1,7 +1,11 @@
 package loader_test
 
 import (
+	"compress/gzip"
 	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/kilnhealth/kiln/internal/loader"
@@ -24,4 +28,90 @@ func FuzzAsTransaction(f *testing.F) {
 			t.Fatalf("bad bundle for %q: %s (n=%d)", in, out, n)
 		}
 	})
+}
+
+// scanSeeds are inputs the one-pass Bundle check must either answer as
+// encoding/json does or leave to it.
+var scanSeeds = []string{
+	`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","a":[1,-2.5e+3,true,false,null,"\u00e9\n"]}},{}]}`,
+	` {"id":"x","entry":[],"resourceType":"Bundle","type":"batch","meta":{"a":{}}} `,
+	`{"resourceType":"Bundle","Type":"batch","entry":[]}`,
+	`{"resourceType":"Bundle","type":"batch","type":"transaction"}`,
+	`{"resourceType":"Bundle","type":"b\u0061tch"}`,
+	`{"resourceType":"Bundle","type":"batch","entry":null}`,
+	`{"resourceType":"Bundle","type":"batch","entry":[01]}`,
+	`{"resourceType":"Bundle","type":"batch","entry":[1.]}`,
+	`{"resourceType":"Bundle","type":"batch","entry":["\x01"]}`,
+	`{"resourceType":"Bundle","type":"batch","id":7}`,
+	`{"reſourceType":"Bundle","type":"batch"}`,
+	`[{"resourceType":"Bundle"}]`,
+	`{"resourceType":"Bundle","type":"batch","entry":[{"a":"b"}]}x`,
+}
+
+// FuzzScanHead checks the one-pass Bundle check against encoding/json:
+// whatever it accepts is valid JSON that json.Unmarshal reads into the
+// same resourceType, type, id and number of entries.
+func FuzzScanHead(f *testing.F) {
+	for _, s := range scanSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		rt, typ, id, n, ok := loader.ScanHead([]byte(in))
+		if !ok {
+			return
+		}
+		var head struct {
+			ResourceType string            `json:"resourceType"`
+			Type         string            `json:"type"`
+			ID           string            `json:"id"`
+			Entry        []json.RawMessage `json:"entry"`
+		}
+		if !json.Valid([]byte(in)) {
+			t.Fatalf("accepted invalid JSON %q", in)
+		}
+		if err := json.Unmarshal([]byte(in), &head); err != nil {
+			t.Fatalf("accepted %q, which encoding/json rejects: %v", in, err)
+		}
+		if head.ResourceType != rt || head.Type != typ || head.ID != id || len(head.Entry) != n {
+			t.Fatalf("%q: got %q %q %q %d, encoding/json %q %q %q %d", in, rt, typ, id, n, head.ResourceType, head.Type, head.ID, len(head.Entry))
+		}
+	})
+}
+
+// TestScanHead pins which seeds take the one pass, and that every Synthea
+// Bundle (when the shared data is present) does with the right count.
+func TestScanHead(t *testing.T) {
+	for i, want := range []bool{true, true, false, false, false, false, false, false, false, false, false, false, false} {
+		if _, _, _, _, ok := loader.ScanHead([]byte(scanSeeds[i])); ok != want {
+			t.Errorf("seed %d %q: one pass %v, want %v", i, scanSeeds[i], ok, want)
+		}
+	}
+	if _, _, _, n, _ := loader.ScanHead([]byte(scanSeeds[0])); n != 2 {
+		t.Errorf("seed 0: %d entries, want 2", n)
+	}
+	files, _ := filepath.Glob("../../../shared/data/synthea/bundles/*.json.gz")
+	for _, f := range files[:min(len(files), 10)] {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(fh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(zr)
+		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var head struct {
+			Entry []json.RawMessage `json:"entry"`
+		}
+		if err := json.Unmarshal(data, &head); err != nil {
+			t.Fatal(err)
+		}
+		if rt, typ, _, n, ok := loader.ScanHead(data); !ok || rt != "Bundle" || typ != "transaction" || n != len(head.Entry) {
+			t.Errorf("%s: %v %q %q %d entries, want a transaction of %d", f, ok, rt, typ, n, len(head.Entry))
+		}
+	}
 }

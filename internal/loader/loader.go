@@ -3,7 +3,6 @@ package loader
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // Defaults of Config.
@@ -344,10 +345,13 @@ func (l *loader) read(ctx context.Context, name string, jobs chan<- job) error {
 		}
 	}
 	if kindOf(name) == "bundle" {
-		data, err := io.ReadAll(r)
-		if err != nil {
+		// Read into a buffer of the expected size at once, not by
+		// repeated doubling.
+		buf := bytes.NewBuffer(make([]byte, 0, sizeHint(f, name)+bytes.MinRead))
+		if _, err := buf.ReadFrom(r); err != nil {
 			return fmt.Errorf("loader: read %s: %w", name, err)
 		}
+		data := buf.Bytes()
 		body, n, err := AsTransaction(data)
 		if err != nil {
 			l.fail("%s: %v", name, err)
@@ -397,11 +401,41 @@ func (l *loader) read(ctx context.Context, name string, jobs chan<- job) error {
 	return flush()
 }
 
+// maxSizeHint caps the buffer sizeHint may ask for up front.
+const maxSizeHint = 256 << 20
+
+// sizeHint guesses the decoded size of a file: its size, or for gzip the
+// size its trailer records (ISIZE, the last member's length mod 2^32).
+// It is only a hint: a wrong guess costs a buffer growth, not correctness.
+func sizeHint(f *os.File, name string) int {
+	st, err := f.Stat()
+	if err != nil || st.Size() <= 0 {
+		return 0
+	}
+	if !strings.HasSuffix(strings.ToLower(name), ".gz") {
+		return int(min(st.Size(), maxSizeHint))
+	}
+	var tail [4]byte
+	if st.Size() < 18 {
+		return 0
+	}
+	if _, err := f.ReadAt(tail[:], st.Size()-4); err != nil {
+		return 0
+	}
+	n := int64(tail[0]) | int64(tail[1])<<8 | int64(tail[2])<<16 | int64(tail[3])<<24
+	return int(min(n, maxSizeHint))
+}
+
 // AsTransaction returns a Bundle file's content ready to post, and its
 // number of entries: a batch or transaction Bundle as it is; any other
 // Bundle (collection, searchset, ...) as a transaction of PUTs (entries
 // with an id) and POSTs; a single resource as a one-entry transaction.
 func AsTransaction(data []byte) ([]byte, int, error) {
+	// A batch or transaction Bundle, the common case, is checked and its
+	// entries counted in one pass that builds nothing.
+	if h, ok := scanHead(data); ok && h.resourceType == "Bundle" && (h.typ == "transaction" || h.typ == "batch") {
+		return data, h.entries, nil
+	}
 	var head struct {
 		ResourceType string            `json:"resourceType"`
 		Type         string            `json:"type"`
@@ -454,7 +488,9 @@ func NDJSONBundle(lines [][]byte, batch bool) ([]byte, error) {
 			ResourceType string `json:"resourceType"`
 			ID           string `json:"id"`
 		}
-		if err := json.Unmarshal(line, &head); err != nil {
+		if h, ok := scanHead(line); ok {
+			head.ResourceType, head.ID = h.resourceType, h.id
+		} else if err := json.Unmarshal(line, &head); err != nil {
 			return nil, fmt.Errorf("resource %d is not a JSON object: %w", i+1, err)
 		}
 		if head.ResourceType == "" || strings.ContainsAny(head.ResourceType, `"/\?`) || strings.ContainsAny(head.ID, `"/\?`) {
