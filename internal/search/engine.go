@@ -303,7 +303,9 @@ func (r *run) findCrits(typ string, raws []rawCriterion, extra []*crit) ([]store
 		for _, cl := range cls {
 			set := make([][]byte, 0, len(cl))
 			for _, t := range cl {
-				set = append(set, r.keys.Token(typ, t.code, t.kind, t.value))
+				for _, code := range r.s.ps.aliases.codes(typ, t.code) {
+					set = append(set, r.keys.Token(typ, code, t.kind, t.value))
+				}
 			}
 			clauses = append(clauses, set)
 		}

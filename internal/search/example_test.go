@@ -38,6 +38,6 @@ func ExampleIndexer_Index() {
 	}
 	fmt.Println("family prefix token present:", found, len(hex.EncodeToString(want))/2, "bytes")
 	// Output:
-	// 62 tokens, 6 sort values, <nil>
+	// 47 tokens, 6 sort values, <nil>
 	// family prefix token present: true 16 bytes
 }

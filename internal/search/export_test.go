@@ -124,3 +124,15 @@ func RandomQueries(x *Indexer, res map[string]any, rnd interface{ Intn(int) int 
 	}
 	return out
 }
+
+// WithoutAliases returns an indexer like x that also writes the tokens of
+// aliased parameters (aliases.go): the full token set of the format, which
+// the golden digests pin. The indexer without it writes a subset of those
+// very tokens.
+func WithoutAliases(x *Indexer) *Indexer {
+	ps := *x.ps
+	ps.aliases = nil
+	y := &Indexer{ps: &ps}
+	y.scratch.New = func() any { return new(indexScratch) }
+	return y
+}

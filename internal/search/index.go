@@ -110,6 +110,7 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 		roots = nil
 	}
 	s.bases = appendChoiceBases(s.bases[:0], res)
+	aliases := x.ps.aliases[resourceType]
 	var sorts []store.SortValue
 	for i, p := range list {
 		if roots != nil && roots[i] != nil && roots[i].absent(res, s.bases) {
@@ -124,18 +125,27 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 			e.add(kPresent, "")
 			for _, row := range rows {
 				for i := range row {
+					if _, ok := aliases[p.comps[i].code]; ok {
+						continue // its definition's tokens stand in for it
+					}
 					e.code = p.comps[i].code
 					e.emit(&row[i])
 				}
 			}
 			continue
 		}
+		_, aliased := aliases[p.Code]
+		if aliased && !p.sortable() {
+			continue // the tokens of the parameters it is made of stand in
+		}
 		v := x.ps.extract(p, res)
 		if !v.present {
 			continue
 		}
-		e.emit(&v)
-		e.add(kPresent, "")
+		if !aliased {
+			e.emit(&v)
+			e.add(kPresent, "")
+		}
 		if p.sortable() {
 			if key := sortKey(&v); key != nil {
 				b := seal.Binding{Account: keys.Account(), Type: resourceType, ID: id, Purpose: "sort:" + p.Code}

@@ -44,6 +44,9 @@ type params struct {
 	// nothing without them (fhirpath.Expr.RootElements); nil when it may.
 	roots  map[string][]*roots
 	broken []string // parameters whose expression does not compile
+	// aliases lists the token codes that have no tokens of their own (see
+	// aliases.go).
+	aliases aliasTable
 }
 
 func newParams(reg *searchparam.Registry, env fhirpath.Env) *params {
@@ -98,6 +101,7 @@ func newParams(reg *searchparam.Registry, env fhirpath.Env) *params {
 		}
 		ps.roots[t] = rs
 	}
+	ps.aliases = buildAliases(ps)
 	return ps
 }
 

@@ -511,7 +511,9 @@ func (r *run) includes(matches []*doc, q *query) ([]*doc, error) {
 					if inc.target != "" && d.v.Type != inc.target {
 						continue
 					}
-					cl = append(cl, r.keys.Token(inc.srcType, p.Code, kRef, d.v.Type+"/"+d.v.ID))
+					for _, code := range r.s.ps.aliases.codes(inc.srcType, p.Code) {
+						cl = append(cl, r.keys.Token(inc.srcType, code, kRef, d.v.Type+"/"+d.v.ID))
+					}
 				}
 			}
 			if len(cl) == 0 {
