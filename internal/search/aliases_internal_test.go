@@ -2,8 +2,8 @@ package search
 
 import (
 	"bytes"
-	"crypto/rand"
 	"compress/gzip"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"os"
