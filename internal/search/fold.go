@@ -12,6 +12,14 @@ import (
 // NFKD, combining marks dropped, lower-cased, runs of white space collapsed
 // to one space, trimmed.
 func fold(s string) string {
+	if f, ok := foldASCII(s); ok {
+		return f
+	}
+	return foldUnicode(s)
+}
+
+// foldUnicode is fold for any s.
+func foldUnicode(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false
@@ -30,6 +38,52 @@ func fold(s string) string {
 		b.WriteRune(unicode.ToLower(r))
 	}
 	return b.String()
+}
+
+// foldASCII is fold for pure ASCII s, where NFKD changes nothing and
+// there are no combining marks; it returns s itself when s is already
+// folded. ok is false when s has a non-ASCII byte.
+func foldASCII(s string) (string, bool) {
+	clean := true // already lower-case, single spaces, trimmed
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x80:
+			return "", false
+		case c >= 'A' && c <= 'Z':
+			clean = false
+		case asciiSpace(c):
+			if c != ' ' || i == 0 || i == len(s)-1 || s[i+1] == ' ' {
+				clean = false
+			}
+		}
+	}
+	if clean {
+		return s, true
+	}
+	b := make([]byte, 0, len(s))
+	space := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if asciiSpace(c) {
+			space = len(b) > 0
+			continue
+		}
+		if space {
+			b = append(b, ' ')
+			space = false
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b), true
+}
+
+// asciiSpace reports whether c is an ASCII byte unicode.IsSpace accepts.
+func asciiSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
 
 // prefixLengths are the rune lengths of the indexed string prefixes.

@@ -54,3 +54,30 @@ func TestParseNumMatchesRat(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldASCIIMatchesUnicode checks the ASCII fast path of fold against
+// the general one on random ASCII strings rich in spaces and capitals.
+func TestFoldASCIIMatchesUnicode(t *testing.T) {
+	rnd := rand.New(rand.NewSource(2))
+	alphabet := "aZ  \t\n\v\f\r.-|0Qz\x00~"
+	cases := []string{"", " ", "a", "A", " a", "a ", "a  b", "a\tb", "already folded", "Peter James", "\x7f"}
+	for i := 0; i < 5000; i++ {
+		b := make([]byte, rnd.Intn(12))
+		for j := range b {
+			b[j] = alphabet[rnd.Intn(len(alphabet))]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, s := range cases {
+		got, ok := foldASCII(s)
+		if !ok {
+			t.Fatalf("foldASCII(%q) refused ASCII", s)
+		}
+		if want := foldUnicode(s); got != want {
+			t.Errorf("foldASCII(%q) = %q, foldUnicode %q", s, got, want)
+		}
+	}
+	if _, ok := foldASCII("Zoë"); ok {
+		t.Error("foldASCII accepted non-ASCII")
+	}
+}
