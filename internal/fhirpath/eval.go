@@ -626,8 +626,16 @@ func (u *unionExpr) eval(c *evalCtx, this []Node) ([]Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(a)+len(b) == 0 {
+	switch {
+	case len(a)+len(b) == 0:
 		return nil, nil
+	case len(a)+len(b) == 1:
+		// One item is distinct: no copy (results are never modified in
+		// place).
+		if len(a) == 1 {
+			return a, nil
+		}
+		return b, nil
 	}
 	return distinct(distinct(nil, a), b), nil
 }
