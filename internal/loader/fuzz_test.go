@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kilnhealth/kiln/internal/loader"
@@ -112,6 +113,73 @@ func TestScanHead(t *testing.T) {
 		}
 		if rt, typ, _, n, ok := loader.ScanHead(data); !ok || rt != "Bundle" || typ != "transaction" || n != len(head.Entry) {
 			t.Errorf("%s: %v %q %q %d entries, want a transaction of %d", f, ok, rt, typ, n, len(head.Entry))
+		}
+	}
+}
+
+// statusSeeds are response Bundles the one-pass count must either answer
+// as encoding/json does or leave to it.
+var statusSeeds = []string{
+	`{"resourceType":"Bundle","type":"transaction-response","entry":[{"fullUrl":"x","response":{"status":"201 Created","etag":"W/\"1\""}},{"response":{"location":"a","status":"200 OK","outcome":{"issue":[{"diagnostics":"x"}]}},"resource":{"status":"final"}}]}`,
+	`{"entry":[]}`,
+	`{"entry":[{"response":{"status":"400 Bad Request","outcome":{"issue":[{"diagnostics":"no"}]}}}]}`,
+	`{"Entry":[{"response":{"status":"201"}}]}`,
+	`{"entry":[{"response":{"status":"201","Status":"400"}}]}`,
+	`{"entry":[{"response":null}]}`,
+	`{"entry":[{}]}`,
+	`{"entry":[{"response":{"status":"2\u0030"}}]}`,
+	`{"entry":[{"response":{"status":"201"}}],"entry":[]}`,
+	`{"entry":[{"response":{"status":201}}]}`,
+}
+
+// FuzzScanStatuses checks the one-pass count of successful entries
+// against encoding/json: whatever it accepts, json.Unmarshal reads as the
+// same number of entries, all with a 2xx status.
+func FuzzScanStatuses(f *testing.F) {
+	for _, s := range statusSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		n, ok := loader.ScanStatuses([]byte(in))
+		if !ok {
+			return
+		}
+		var b struct {
+			Entry []struct {
+				Response struct {
+					Status string `json:"status"`
+				} `json:"response"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal([]byte(in), &b); err != nil {
+			t.Fatalf("accepted %q, which encoding/json rejects: %v", in, err)
+		}
+		if len(b.Entry) != n {
+			t.Fatalf("%q: %d entries, encoding/json %d", in, n, len(b.Entry))
+		}
+		for _, e := range b.Entry {
+			if !strings.HasPrefix(e.Response.Status, "2") {
+				t.Fatalf("%q: counted a failed entry %q", in, e.Response.Status)
+			}
+		}
+	})
+}
+
+func TestCountEntries(t *testing.T) {
+	for i, c := range []struct {
+		fast     bool
+		ok, bad  int
+		firstErr string
+	}{
+		{true, 2, 0, ""}, {true, 0, 0, ""}, {false, 0, 1, "400 Bad Request no"}, {false, 1, 0, ""},
+		{false, 0, 1, "400 "}, {false, 0, 1, " "}, {false, 0, 1, " "}, {false, 1, 0, ""}, {false, 0, 0, ""}, {false, 0, 0, ""},
+	} {
+		if _, fast := loader.ScanStatuses([]byte(statusSeeds[i])); fast != c.fast {
+			t.Errorf("seed %d: one pass %v, want %v", i, fast, c.fast)
+		}
+		ok, bad, msg := loader.CountEntries([]byte(statusSeeds[i]))
+		if ok != c.ok || bad != c.bad || msg != c.firstErr {
+			t.Errorf("seed %d: %d ok %d bad %q, want %d %d %q", i, ok, bad, msg, c.ok, c.bad, c.firstErr)
 		}
 	}
 }

@@ -592,6 +592,10 @@ func (l *loader) post(ctx context.Context, body []byte) (int, []byte, time.Durat
 
 // countEntries counts 2xx and other entry statuses of a response Bundle.
 func countEntries(body []byte) (ok, bad int, firstErr string) {
+	// All entries succeeded, the common case: counted in one pass.
+	if n, fast := scanStatuses(body); fast {
+		return n, 0, ""
+	}
 	var b struct {
 		Entry []struct {
 			Response struct {

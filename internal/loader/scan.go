@@ -333,3 +333,131 @@ func foldsTo(k string, names ...string) bool {
 	}
 	return false
 }
+
+// scanStatuses counts the entries of a response Bundle whose
+// response.status starts with "2", in one pass that builds nothing. It
+// reports ok=false when the body is not valid JSON, when an entry failed
+// (the caller then wants its OperationOutcome), or when its answer could
+// differ from json.Unmarshal into countEntries' struct: a key of ours
+// written in another case, escaped or repeated, an element of an
+// unexpected JSON type or null, or a status holding an escape.
+func scanStatuses(data []byte) (n int, ok bool) {
+	s := scanner{data: data}
+	s.space()
+	seenEntry := false
+	good := s.object(1, func(key []byte, plain bool) bool {
+		switch {
+		case !plain || foldsTo(string(key), "entry") && string(key) != "entry":
+			return false
+		case string(key) != "entry":
+			return s.value(2)
+		}
+		if seenEntry || s.peek() != '[' {
+			return false
+		}
+		seenEntry = true
+		return s.array(2, func() bool {
+			seenResponse := false
+			return s.object(3, func(key []byte, plain bool) bool {
+				switch {
+				case !plain || foldsTo(string(key), "response") && string(key) != "response":
+					return false
+				case string(key) != "response":
+					return s.value(4)
+				}
+				if seenResponse || s.peek() != '{' {
+					return false
+				}
+				seenResponse = true
+				seenStatus := false
+				return s.object(4, func(key []byte, plain bool) bool {
+					switch {
+					case !plain || foldsTo(string(key), "status", "outcome") && string(key) != "status" && string(key) != "outcome":
+						return false
+					case string(key) != "status":
+						return s.value(5)
+					}
+					v, plain, good := s.str()
+					if seenStatus || !good || !plain || len(v) == 0 || v[0] != '2' {
+						return false
+					}
+					seenStatus = true
+					n++
+					return true
+				}) && seenStatus
+			}) && seenResponse
+		})
+	})
+	s.space()
+	return n, good && s.pos == len(s.data)
+}
+
+// object reads an object at pos, calling member for each key with pos at
+// its value (after white space); member must consume the value.
+func (s *scanner) object(depth int, member func(key []byte, plain bool) bool) bool {
+	if depth > maxScanDepth || s.peek() != '{' {
+		return false
+	}
+	s.pos++
+	s.space()
+	if s.peek() == '}' {
+		s.pos++
+		return true
+	}
+	for {
+		s.space()
+		key, plain, ok := s.str()
+		if !ok {
+			return false
+		}
+		s.space()
+		if s.peek() != ':' {
+			return false
+		}
+		s.pos++
+		s.space()
+		if !member(key, plain) {
+			return false
+		}
+		s.space()
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// array reads an array at pos, calling elem with pos at each element
+// (after white space); elem must consume it.
+func (s *scanner) array(depth int, elem func() bool) bool {
+	if depth > maxScanDepth || s.peek() != '[' {
+		return false
+	}
+	s.pos++
+	s.space()
+	if s.peek() == ']' {
+		s.pos++
+		return true
+	}
+	for {
+		s.space()
+		if !elem() {
+			return false
+		}
+		s.space()
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			return true
+		default:
+			return false
+		}
+	}
+}
