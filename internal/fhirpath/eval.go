@@ -56,6 +56,44 @@ func (e *Expr) EvaluateAt(resource map[string]any, context Node, env Env) ([]Nod
 	return own(r), err
 }
 
+// Evaluator runs expressions reusing its working memory, for a caller that
+// evaluates many expressions over many resources (the search indexer):
+// Expr.Evaluate allocates a context and the resource's node on every call.
+// Results are as Expr.Evaluate's: new slices whose values share memory
+// with the resource. The zero value is ready to use; an Evaluator keeps a
+// reference to the last resource until its next use or until it is
+// overwritten with the zero value. It is not safe for concurrent use.
+type Evaluator struct {
+	c   evalCtx
+	res [1]Node // %resource
+	ctx [1]Node // %context for EvaluateAt
+}
+
+// Evaluate is e.Evaluate(resource, env).
+func (v *Evaluator) Evaluate(e *Expr, resource map[string]any, env Env) ([]Node, error) {
+	v.res[0] = ResourceNode(resource)
+	v.c = evalCtx{model: env.Model, resource: v.res[:], context: v.res[:], limit: env.limit()}
+	r, err := e.root.eval(&v.c, v.res[:])
+	return v.own(r), err
+}
+
+// EvaluateAt is e.EvaluateAt(resource, context, env).
+func (v *Evaluator) EvaluateAt(e *Expr, resource map[string]any, context Node, env Env) ([]Node, error) {
+	v.res[0], v.ctx[0] = ResourceNode(resource), context
+	v.c = evalCtx{model: env.Model, resource: v.res[:], context: v.ctx[:], limit: env.limit()}
+	r, err := e.root.eval(&v.c, v.ctx[:])
+	return v.own(r), err
+}
+
+// own is the package's own plus a copy of results that are v's arrays,
+// which the next evaluation overwrites.
+func (v *Evaluator) own(r []Node) []Node {
+	if len(r) > 0 && (&r[0] == &v.res[0] || &r[0] == &v.ctx[0]) {
+		return append([]Node(nil), r...)
+	}
+	return own(r)
+}
+
 type litExpr struct{ nodes []Node }
 
 func (l *litExpr) eval(*evalCtx, []Node) ([]Node, error) {

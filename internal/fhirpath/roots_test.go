@@ -1,6 +1,7 @@
 package fhirpath_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -115,5 +116,84 @@ func TestRootElementsContract(t *testing.T) {
 	t.Logf("%d evaluations, %d of them provably empty from RootElements", checked, skipped)
 	if skipped*4 < checked {
 		t.Errorf("only %d of %d evaluations are skippable; the analysis lost its point", skipped, checked)
+	}
+}
+
+// TestEvaluatorMatchesEvaluate runs every R4 search parameter expression
+// (and each composite's components at each node) over the corpus twice:
+// through Expr.Evaluate/EvaluateAt and through one reused Evaluator. The
+// results must be the same, and must still be after the Evaluator has
+// moved on to the next resource.
+func TestEvaluatorMatchesEvaluate(t *testing.T) {
+	reg, err := searchparam.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r4, err := fhir.NewModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := fhirpath.Env{Model: fhirpath.CachedModel(r4)}
+	corpus := []map[string]any{
+		{"resourceType": "Observation", "id": "o", "code": map[string]any{"text": "x"},
+			"component": []any{map[string]any{"code": map[string]any{"text": "y"}, "valueString": "v"}}},
+		{"resourceType": "Observation", "id": "o2", "code": map[string]any{"text": "z"}},
+	}
+	for _, it := range loadCorpus(t, false) {
+		corpus = append(corpus, it.res)
+	}
+	type run struct {
+		what      string
+		got, want []fhirpath.Node
+	}
+	n := 0
+	check := func(runs []run) {
+		for _, r := range runs {
+			n++
+			if len(r.got) != len(r.want) {
+				t.Fatalf("%s: %d items, want %d", r.what, len(r.got), len(r.want))
+			}
+			for i := range r.got {
+				if r.got[i].Type != r.want[i].Type || !fhir.Equal(r.got[i].Value, r.want[i].Value) {
+					t.Fatalf("%s: item %d is %+v, want %+v", r.what, i, r.got[i], r.want[i])
+				}
+			}
+		}
+	}
+	var ev fhirpath.Evaluator
+	var prev []run // checked after the next resource's evaluations
+	for _, res := range corpus {
+		typ := res["resourceType"].(string)
+		where := fmt.Sprintf(" on %s/%v", typ, res["id"])
+		var runs []run
+		for _, p := range reg.ForType(typ) {
+			e, err := fhirpath.Compile(p.Expression)
+			if p.Expression == "" || err != nil {
+				continue
+			}
+			want, werr := e.Evaluate(res, env)
+			got, gerr := ev.Evaluate(e, res, env)
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("%s%s: errors %v and %v", p.Code, where, werr, gerr)
+			}
+			runs = append(runs, run{p.Code + where, got, want})
+			for _, c := range p.Components {
+				ce, err := fhirpath.Compile(c.Expression)
+				if err != nil {
+					continue
+				}
+				for _, nd := range want {
+					cw, _ := ce.EvaluateAt(res, nd, env)
+					cg, _ := ev.EvaluateAt(ce, res, nd, env)
+					runs = append(runs, run{p.Code + " component " + c.Expression + where, cg, cw})
+				}
+			}
+		}
+		check(prev)
+		prev = runs
+	}
+	check(prev)
+	if n < 1000 {
+		t.Fatalf("only %d evaluations compared", n)
 	}
 }

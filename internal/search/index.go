@@ -64,6 +64,7 @@ type indexScratch struct {
 	table  []uint32 // open-addressing set of token indexes + 1
 	num    []byte   // tree node names
 	bases  []string // choice-type bases of the resource's keys
+	ev     fhirpath.Evaluator
 }
 
 // maxScratch bounds the memory an idle scratch keeps: one resource with a
@@ -118,7 +119,7 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 		}
 		e.code = p.Code
 		if p.Type == searchparam.Composite {
-			rows := x.ps.extractComposite(p, res)
+			rows := x.ps.extractCompositeWith(&s.ev, p, res)
 			if len(rows) == 0 {
 				continue
 			}
@@ -138,7 +139,7 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 		if aliased && !p.sortable() {
 			continue // the tokens of the parameters it is made of stand in
 		}
-		v := x.ps.extract(p, res)
+		v := x.ps.extractWith(&s.ev, p, res)
 		if !v.present {
 			continue
 		}
@@ -227,6 +228,7 @@ func (x *Indexer) release(s *indexScratch) {
 	s.sortAt = s.sortAt[:0]
 	clear(s.bases) // they point into the resource
 	s.bases = s.bases[:0]
+	s.ev = fhirpath.Evaluator{}
 	if cap(s.toks) > maxScratch || cap(s.table) > maxScratch/4 {
 		return
 	}

@@ -147,11 +147,17 @@ func (ps *params) lookup(typ, code string) (*param, bool) {
 // extract evaluates p on res. Evaluation errors (an expression the data
 // makes invalid, such as "as" over several items) yield no values.
 func (ps *params) extract(p *param, res map[string]any) values {
+	return ps.extractWith(new(fhirpath.Evaluator), p, res)
+}
+
+// extractWith is extract evaluating with ev (the indexer reuses one per
+// resource).
+func (ps *params) extractWith(ev *fhirpath.Evaluator, p *param, res map[string]any) values {
 	var v values
 	if p.expr == nil {
 		return v
 	}
-	nodes, err := p.expr.Evaluate(res, ps.env)
+	nodes, err := ev.Evaluate(p.expr, res, ps.env)
 	if err != nil {
 		return v
 	}
@@ -165,10 +171,15 @@ func (ps *params) extract(p *param, res map[string]any) values {
 // extractComposite returns, per node of the composite's expression, the
 // values of each component.
 func (ps *params) extractComposite(p *param, res map[string]any) [][]values {
+	return ps.extractCompositeWith(new(fhirpath.Evaluator), p, res)
+}
+
+// extractCompositeWith is extractComposite evaluating with ev.
+func (ps *params) extractCompositeWith(ev *fhirpath.Evaluator, p *param, res map[string]any) [][]values {
 	if p.expr == nil || len(p.comps) == 0 {
 		return nil
 	}
-	nodes, err := p.expr.Evaluate(res, ps.env)
+	nodes, err := ev.Evaluate(p.expr, res, ps.env)
 	if err != nil {
 		return nil
 	}
@@ -177,7 +188,7 @@ func (ps *params) extractComposite(p *param, res map[string]any) [][]values {
 		row := make([]values, len(p.comps))
 		ok := true
 		for i, c := range p.comps {
-			cn, err := c.expr.EvaluateAt(res, n, ps.env)
+			cn, err := ev.EvaluateAt(c.expr, res, n, ps.env)
 			if err != nil {
 				ok = false
 				break
