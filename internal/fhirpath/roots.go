@@ -90,3 +90,90 @@ func emptyPreserving(inv invocation) bool {
 	}
 	return false
 }
+
+// ForType returns an expression that gives the same results as e on
+// every resource of type resourceType (and errors where e does), with the
+// union branches that can yield nothing for that type removed: a search
+// parameter shared by many types ("AllergyIntolerance.patient |
+// CarePlan.subject.where(resolve() is Patient) | ...") keeps its one
+// relevant branch. A branch is removed only when it starts with a filter
+// on another type and every later step maps an empty collection to an
+// empty one without evaluating anything that could fail. It returns e
+// itself when nothing can be removed.
+func (e *Expr) ForType(resourceType string) *Expr {
+	rt := Node{Value: map[string]any{"resourceType": resourceType}, Type: resourceType, path: resourceType}
+	var branches []expr
+	var collect func(x expr)
+	collect = func(x expr) {
+		if u, ok := x.(*unionExpr); ok {
+			collect(u.l)
+			collect(u.r)
+			return
+		}
+		branches = append(branches, x)
+	}
+	collect(e.root)
+	var kept []expr
+	for _, b := range branches {
+		if deadFor(b, rt) {
+			continue // never yields anything for this type
+		}
+		kept = append(kept, b)
+	}
+	if len(kept) == len(branches) {
+		return e
+	}
+	// Empty collections contribute nothing to a union, and distinct of a
+	// distinct collection is itself, so the left-deep union of the kept
+	// branches is the same collection in the same order. One kept branch
+	// stays under a union with an empty literal, which de-duplicates it as
+	// the original union did.
+	var root expr = &litExpr{}
+	switch len(kept) {
+	case 0:
+	case 1:
+		root = &unionExpr{l: &litExpr{}, r: kept[0]}
+	default:
+		root = kept[0]
+		for _, b := range kept[1:] {
+			root = &unionExpr{l: root, r: b}
+		}
+	}
+	return &Expr{src: e.src, root: root}
+}
+
+// deadFor reports whether x, evaluated with this = [rt], certainly yields
+// an empty collection and no error: it filters the context on another
+// type, then only takes members, tests or casts types, or applies
+// functions that return nothing for nothing before looking at their
+// arguments.
+func deadFor(x expr, rt Node) bool {
+	switch e := x.(type) {
+	case *unionExpr:
+		return deadFor(e.l, rt) && deadFor(e.r, rt)
+	case *typeExpr:
+		return deadFor(e.on, rt)
+	case *pathExpr:
+		if e.on == nil {
+			m, ok := e.inv.(*memberInv)
+			return ok && m.typeFilter && !nodeIs(rt, typeSpec{name: m.name})
+		}
+		switch v := e.inv.(type) {
+		case *memberInv:
+			if v.typeFilter {
+				return false
+			}
+		case *typeFnInv:
+		case *funcInv:
+			switch v.name {
+			case "where", "select", "first", "last", "tail", "distinct", "resolve", "not":
+			default:
+				return false
+			}
+		default:
+			return false
+		}
+		return deadFor(e.on, rt)
+	}
+	return false
+}

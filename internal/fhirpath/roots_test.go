@@ -123,7 +123,8 @@ func TestRootElementsContract(t *testing.T) {
 // (and each composite's components at each node) over the corpus twice:
 // through Expr.Evaluate/EvaluateAt and through one reused Evaluator. The
 // results must be the same, and must still be after the Evaluator has
-// moved on to the next resource.
+// moved on to the next resource. The same holds for Expr.ForType of the
+// resource's type.
 func TestEvaluatorMatchesEvaluate(t *testing.T) {
 	reg, err := searchparam.Load()
 	if err != nil {
@@ -177,6 +178,12 @@ func TestEvaluatorMatchesEvaluate(t *testing.T) {
 				t.Fatalf("%s%s: errors %v and %v", p.Code, where, werr, gerr)
 			}
 			runs = append(runs, run{p.Code + where, got, want})
+			// The expression specialised for the type gives the same.
+			ft, ferr := e.ForType(typ).Evaluate(res, env)
+			if (werr == nil) != (ferr == nil) {
+				t.Fatalf("%s%s for its type: errors %v and %v", p.Code, where, werr, ferr)
+			}
+			runs = append(runs, run{p.Code + " for its type" + where, ft, want})
 			for _, c := range p.Components {
 				ce, err := fhirpath.Compile(c.Expression)
 				if err != nil {
@@ -195,5 +202,27 @@ func TestEvaluatorMatchesEvaluate(t *testing.T) {
 	check(prev)
 	if n < 1000 {
 		t.Fatalf("only %d evaluations compared", n)
+	}
+}
+
+func TestForType(t *testing.T) {
+	for _, c := range []struct{ expr, typ, want string }{
+		{"Observation.code", "Observation", "same"},
+		{"Observation.code | Patient.name", "Observation", "pruned"},
+		{"AllergyIntolerance.patient | Observation.subject.where(resolve() is Patient) | Patient.link.other", "Observation", "pruned"},
+		{"Patient.name | Practitioner.name", "Observation", "pruned"},
+		{"Patient.name[0] | Observation.code", "Observation", "same"},        // an index may fail
+		{"Patient.extension('x') | Observation.code", "Observation", "same"}, // its argument may fail
+		{"Patient.name.exists() | Observation.code", "Observation", "same"},  // true from nothing
+		{"Resource.id | DomainResource.text", "Observation", "same"},         // both apply
+	} {
+		e := fhirpath.MustCompile(c.expr)
+		got := "pruned"
+		if e.ForType(c.typ) == e {
+			got = "same"
+		}
+		if got != c.want {
+			t.Errorf("%s for %s: %s, want %s", c.expr, c.typ, got, c.want)
+		}
 	}
 }

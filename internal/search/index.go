@@ -106,9 +106,9 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 	// Parameters whose expression starts from elements res lacks yield
 	// nothing: skip their evaluation. The analysis is made for
 	// resourceType, so it only applies when res says it is one.
-	roots := x.ps.roots[resourceType]
+	roots, typed := x.ps.roots[resourceType], x.ps.typed[resourceType]
 	if rt, _ := res["resourceType"].(string); rt != resourceType {
-		roots = nil
+		roots, typed = nil, nil
 	}
 	s.bases = appendChoiceBases(s.bases[:0], res)
 	aliases := x.ps.aliases[resourceType]
@@ -118,8 +118,12 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 			continue
 		}
 		e.code = p.Code
+		ex := p.expr
+		if typed != nil {
+			ex = typed[i]
+		}
 		if p.Type == searchparam.Composite {
-			rows := x.ps.extractCompositeWith(&s.ev, p, res)
+			rows := x.ps.extractCompositeWith(&s.ev, p, ex, res)
 			if len(rows) == 0 {
 				continue
 			}
@@ -139,7 +143,7 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 		if aliased && !p.sortable() {
 			continue // the tokens of the parameters it is made of stand in
 		}
-		v := x.ps.extractWith(&s.ev, p, res)
+		v := x.ps.extractWith(&s.ev, p, ex, res)
 		if !v.present {
 			continue
 		}

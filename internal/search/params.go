@@ -42,7 +42,10 @@ type params struct {
 	// roots[t][i] are the elements of a resource of type t that
 	// lists[t][i]'s expression starts from, when it provably yields
 	// nothing without them (fhirpath.Expr.RootElements); nil when it may.
-	roots  map[string][]*roots
+	roots map[string][]*roots
+	// typed[t][i] is lists[t][i]'s expression specialised for resources of
+	// type t (fhirpath.Expr.ForType).
+	typed  map[string][]*fhirpath.Expr
 	broken []string // parameters whose expression does not compile
 	// aliases lists the token codes that have no tokens of their own (see
 	// aliases.go).
@@ -50,7 +53,7 @@ type params struct {
 }
 
 func newParams(reg *searchparam.Registry, env fhirpath.Env) *params {
-	ps := &params{reg: reg, env: env, byType: map[string]map[string]*param{}, lists: map[string][]*param{}, roots: map[string][]*roots{}}
+	ps := &params{reg: reg, env: env, byType: map[string]map[string]*param{}, lists: map[string][]*param{}, roots: map[string][]*roots{}, typed: map[string][]*fhirpath.Expr{}}
 	compiled := map[string]*param{}
 	get := func(sp *searchparam.Param) *param {
 		if p, ok := compiled[sp.URL]; ok {
@@ -100,6 +103,11 @@ func newParams(reg *searchparam.Registry, env fhirpath.Env) *params {
 			}
 		}
 		ps.roots[t] = rs
+		ts := make([]*fhirpath.Expr, len(l))
+		for i, p := range l {
+			ts[i] = p.expr.ForType(t)
+		}
+		ps.typed[t] = ts
 	}
 	ps.aliases = buildAliases(ps)
 	return ps
@@ -147,17 +155,18 @@ func (ps *params) lookup(typ, code string) (*param, bool) {
 // extract evaluates p on res. Evaluation errors (an expression the data
 // makes invalid, such as "as" over several items) yield no values.
 func (ps *params) extract(p *param, res map[string]any) values {
-	return ps.extractWith(new(fhirpath.Evaluator), p, res)
+	return ps.extractWith(new(fhirpath.Evaluator), p, p.expr, res)
 }
 
-// extractWith is extract evaluating with ev (the indexer reuses one per
+// extractWith is extract evaluating ex, p's expression or one equivalent
+// on res (such as its ForType), with ev (the indexer reuses one per
 // resource).
-func (ps *params) extractWith(ev *fhirpath.Evaluator, p *param, res map[string]any) values {
+func (ps *params) extractWith(ev *fhirpath.Evaluator, p *param, ex *fhirpath.Expr, res map[string]any) values {
 	var v values
-	if p.expr == nil {
+	if ex == nil {
 		return v
 	}
-	nodes, err := ev.Evaluate(p.expr, res, ps.env)
+	nodes, err := ev.Evaluate(ex, res, ps.env)
 	if err != nil {
 		return v
 	}
@@ -171,15 +180,16 @@ func (ps *params) extractWith(ev *fhirpath.Evaluator, p *param, res map[string]a
 // extractComposite returns, per node of the composite's expression, the
 // values of each component.
 func (ps *params) extractComposite(p *param, res map[string]any) [][]values {
-	return ps.extractCompositeWith(new(fhirpath.Evaluator), p, res)
+	return ps.extractCompositeWith(new(fhirpath.Evaluator), p, p.expr, res)
 }
 
-// extractCompositeWith is extractComposite evaluating with ev.
-func (ps *params) extractCompositeWith(ev *fhirpath.Evaluator, p *param, res map[string]any) [][]values {
-	if p.expr == nil || len(p.comps) == 0 {
+// extractCompositeWith is extractComposite evaluating ex (as extractWith)
+// with ev.
+func (ps *params) extractCompositeWith(ev *fhirpath.Evaluator, p *param, ex *fhirpath.Expr, res map[string]any) [][]values {
+	if ex == nil || len(p.comps) == 0 {
 		return nil
 	}
-	nodes, err := ev.Evaluate(p.expr, res, ps.env)
+	nodes, err := ev.Evaluate(ex, res, ps.env)
 	if err != nil {
 		return nil
 	}
