@@ -62,6 +62,7 @@ type indexScratch struct {
 	sortAt []int    // batch index of each sort slot, ascending
 	uniq   []int32  // batch indexes of the distinct value tokens
 	table  []uint32 // open-addressing set of token indexes + 1
+	sorts  []store.SortValue
 	num    []byte   // tree node names
 	bases  []string // choice-type bases of the resource's keys
 	ev     fhirpath.Evaluator
@@ -112,7 +113,6 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 	}
 	s.bases = appendChoiceBases(s.bases[:0], res)
 	aliases := x.ps.aliases[resourceType]
-	var sorts []store.SortValue
 	for i, p := range list {
 		if roots != nil && roots[i] != nil && roots[i].absent(res, s.bases) {
 			continue
@@ -153,7 +153,7 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 		}
 		if p.sortable() {
 			if key := sortKey(&v); key != nil {
-				b := seal.Binding{Account: keys.Account(), Type: resourceType, ID: id, Purpose: "sort:" + p.Code}
+				b := seal.Binding{Account: keys.Account(), Type: resourceType, ID: id, Purpose: p.purpose}
 				// Sort values are short: compressing them cost more
 				// time than the bytes it saved.
 				sealed, err := keys.SealUncompressed(key, b)
@@ -162,7 +162,7 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 				}
 				s.sortAt = append(s.sortAt, s.batch.Len())
 				e.add(kSort, "")
-				sorts = append(sorts, store.SortValue{Value: sealed})
+				s.sorts = append(s.sorts, store.SortValue{Value: sealed})
 			}
 		}
 	}
@@ -182,6 +182,10 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 		tokens[i] = out[i*n : (i+1)*n : (i+1)*n]
 	}
 	out = out[len(s.uniq)*n:]
+	var sorts []store.SortValue
+	if len(s.sorts) > 0 {
+		sorts = append([]store.SortValue(nil), s.sorts...)
+	}
 	for i, j := range s.sortAt {
 		copy(out[i*n:], s.toks[j*n:][:n])
 		sorts[i].Slot = out[i*n : (i+1)*n : (i+1)*n]
@@ -230,6 +234,8 @@ func (x *Indexer) release(s *indexScratch) {
 	s.batch.Reset()
 	clear(s.num)
 	s.sortAt = s.sortAt[:0]
+	clear(s.sorts)
+	s.sorts = s.sorts[:0]
 	clear(s.bases) // they point into the resource
 	s.bases = s.bases[:0]
 	s.ev = fhirpath.Evaluator{}
@@ -392,30 +398,11 @@ const maxSortRefs = 16
 // them (so _has can read a resource's references without decrypting its
 // body); otherwise, and for other types, refs is empty.
 func sortKey(v *values) []byte {
-	var keys [][]byte
-	for _, s := range v.strs {
-		keys = append(keys, []byte(fold(s)))
-	}
-	for _, t := range v.tokens {
-		if t.code != "" {
-			keys = append(keys, []byte(t.code))
-		}
-	}
-	var locals []string
-	seen := map[string]bool{}
+	var locals []string // distinct, up to maxSortRefs+1
 	for _, r := range v.refs {
-		if l := r.local(); l != "" {
-			keys = append(keys, []byte(l))
-			if !seen[l] {
-				seen[l] = true
-				locals = append(locals, l)
-			}
-		} else if r.url != "" {
-			keys = append(keys, []byte(r.url))
+		if l := r.local(); l != "" && len(locals) <= maxSortRefs && !slices.Contains(locals, l) {
+			locals = append(locals, l)
 		}
-	}
-	for _, u := range v.uris {
-		keys = append(keys, []byte(u))
 	}
 	var lo, hi []byte
 	for _, d := range v.dates {
@@ -436,23 +423,61 @@ func sortKey(v *values) []byte {
 			hi = k
 		}
 	}
-	if lo == nil && len(keys) > 0 {
-		sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i], keys[j]) < 0 })
-		lo, hi = keys[0], keys[len(keys)-1]
+	// Otherwise the least and greatest of the string keys.
+	var slo, shi string
+	have := false
+	key := func(k string) {
+		if !have || k < slo {
+			slo = k
+		}
+		if !have || k > shi {
+			shi = k
+		}
+		have = true
 	}
 	if lo == nil {
+		for _, s := range v.strs {
+			key(fold(s))
+		}
+		for _, t := range v.tokens {
+			if t.code != "" {
+				key(t.code)
+			}
+		}
+		for _, r := range v.refs {
+			if l := r.local(); l != "" {
+				key(l)
+			} else if r.url != "" {
+				key(r.url)
+			}
+		}
+		for _, u := range v.uris {
+			key(u)
+		}
+	}
+	var out []byte
+	switch {
+	case lo != nil:
+		out = make([]byte, 0, 8+len(lo)+len(hi))
+		out = binary.BigEndian.AppendUint32(out, uint32(len(lo)))
+		out = append(out, lo...)
+		out = binary.BigEndian.AppendUint32(out, uint32(len(hi)))
+		out = append(out, hi...)
+	case have:
+		out = make([]byte, 0, 8+len(slo)+len(shi))
+		out = binary.BigEndian.AppendUint32(out, uint32(len(slo)))
+		out = append(out, slo...)
+		out = binary.BigEndian.AppendUint32(out, uint32(len(shi)))
+		out = append(out, shi...)
+	default:
 		return nil
 	}
-	out := make([]byte, 0, 8+len(lo)+len(hi))
-	out = binary.BigEndian.AppendUint32(out, uint32(len(lo)))
-	out = append(out, lo...)
-	out = binary.BigEndian.AppendUint32(out, uint32(len(hi)))
-	out = append(out, hi...)
 	if len(locals) > 0 && len(locals) <= maxSortRefs {
+		base := len(out)
 		sort.Strings(locals)
 		for _, l := range locals {
 			if len(l) > 0xffff {
-				return out[:8+len(lo)+len(hi)]
+				return out[:base]
 			}
 			out = binary.BigEndian.AppendUint16(out, uint16(len(l)))
 			out = append(out, l...)

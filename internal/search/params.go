@@ -12,8 +12,9 @@ import (
 // param is a compiled search parameter.
 type param struct {
 	*searchparam.Param
-	expr  *fhirpath.Expr
-	comps []component // composite only
+	expr    *fhirpath.Expr
+	comps   []component // composite only
+	purpose string      // the seal.Binding purpose of its sort values
 }
 
 type component struct {
@@ -59,7 +60,7 @@ func newParams(reg *searchparam.Registry, env fhirpath.Env) *params {
 		if p, ok := compiled[sp.URL]; ok {
 			return p
 		}
-		p := &param{Param: sp}
+		p := &param{Param: sp, purpose: "sort:" + sp.Code}
 		compiled[sp.URL] = p
 		if sp.Expression == "" {
 			return p
