@@ -32,7 +32,10 @@
 //
 // Blind tokens: Token(type, param, kind, value) = HMAC-SHA256(indexKey,
 // type‖0‖param‖0‖kind‖0‖value)[:16]. They are deterministic per account and
-// reveal nothing without the index key.
+// reveal nothing without the index key. AppendTokens computes a whole
+// batch under one lock; the tokens of value-free inputs that recur on every
+// resource (TokenBatch.AddFixed: presence and sort slots) are cached in the
+// AccountKeys, bounded, and dropped by Wipe with the keys.
 //
 // This package does no I/O and never logs; key material lives in
 // secret.Bytes and is zeroed by Wipe.

@@ -114,6 +114,11 @@ type AccountKeys struct {
 	dataKeys []secret.Bytes
 	indexKey secret.Bytes
 	macs     sync.Pool
+
+	// fixed caches the tokens of inputs that recur on every resource
+	// (TokenBatch.AddFixed), keyed by the HMAC input; Wipe drops it.
+	fixedMu sync.RWMutex
+	fixed   map[string][TokenSize]byte
 }
 
 // Derive builds the subkeys of account from its root key. rand supplies
@@ -169,6 +174,10 @@ func (k *AccountKeys) Wipe() {
 	k.indexKey.Wipe()
 	k.data = nil
 	k.macs = sync.Pool{}
+	k.fixedMu.Lock()
+	clear(k.fixed)
+	k.fixed = nil
+	k.fixedMu.Unlock()
 }
 
 // ErrWiped is returned by Seal and Token after Wipe.
@@ -301,13 +310,54 @@ func (k *AccountKeys) AppendTokens(dst []byte, b *TokenBatch) ([]byte, error) {
 	}
 	dst = slices.Grow(dst, len(b.ends)*TokenSize)
 	m := k.macs.Get().(*tokenMAC)
-	start := uint32(0)
-	for _, end := range b.ends {
-		dst = m.appendToken(dst, b.msg[start:end])
+	defer k.macs.Put(m)
+	start, misses := uint32(0), false
+	next := 0 // position in b.fixed
+	k.fixedMu.RLock()
+	for i, end := range b.ends {
+		msg := b.msg[start:end]
 		start = end
+		if next < len(b.fixed) && b.fixed[next] == i {
+			next++
+			if t, ok := k.fixed[string(msg)]; ok {
+				dst = append(dst, t[:]...)
+				continue
+			}
+			misses = true
+		}
+		dst = m.appendToken(dst, msg)
 	}
-	k.macs.Put(m)
+	k.fixedMu.RUnlock()
+	if misses {
+		k.cacheFixed(b, dst[len(dst)-len(b.ends)*TokenSize:])
+	}
 	return dst, nil
+}
+
+// maxFixed bounds the fixed-token cache: R4 has about 1,400 parameters,
+// each with a presence and a sort token.
+const maxFixed = 8192
+
+// cacheFixed stores the fixed inputs of b with their tokens toks.
+func (k *AccountKeys) cacheFixed(b *TokenBatch, toks []byte) {
+	k.fixedMu.Lock()
+	defer k.fixedMu.Unlock()
+	if k.fixed == nil {
+		k.fixed = make(map[string][TokenSize]byte)
+	}
+	for _, i := range b.fixed {
+		if len(k.fixed) >= maxFixed {
+			return
+		}
+		start := uint32(0)
+		if i > 0 {
+			start = b.ends[i-1]
+		}
+		msg := b.msg[start:b.ends[i]]
+		if _, ok := k.fixed[string(msg)]; !ok {
+			k.fixed[string(msg)] = [TokenSize]byte(toks[i*TokenSize:])
+		}
+	}
 }
 
 // tokenMAC is one HMAC-SHA256 under the index key with its scratch space.
@@ -343,14 +393,25 @@ func appendTokenInput(dst []byte, resourceType, param, kind, value string) []byt
 // plaintext search values: it is not safe for concurrent use and should
 // not outlive the request that filled it.
 type TokenBatch struct {
-	msg  []byte   // the HMAC inputs, back to back
-	ends []uint32 // end offset in msg of each input
+	msg   []byte   // the HMAC inputs, back to back
+	ends  []uint32 // end offset in msg of each input
+	fixed []int    // indexes of the inputs added by AddFixed, ascending
 }
 
 // Reset empties the batch, keeping its memory.
 func (b *TokenBatch) Reset() {
 	clear(b.msg) // plaintext search values
-	b.msg, b.ends = b.msg[:0], b.ends[:0]
+	b.msg, b.ends, b.fixed = b.msg[:0], b.ends[:0], b.fixed[:0]
+}
+
+// AddFixed appends the input of Token(resourceType, param, kind, ""), a
+// token that does not depend on any value (the presence or sort slot of a
+// parameter), which AccountKeys.AppendTokens computes once per key and
+// then takes from memory. Callers must not use it for values: the cache
+// keeps its inputs for the life of the keys.
+func (b *TokenBatch) AddFixed(resourceType, param, kind string) {
+	b.fixed = append(b.fixed, len(b.ends))
+	b.Add(resourceType, param, kind)
 }
 
 // Len returns the number of inputs in the batch.

@@ -39,6 +39,11 @@ func TestAppendTokensMatchesToken(t *testing.T) {
 				b.AddBytes(c.typ, c.param, c.kind, []byte(c.value))
 			}
 		}
+		// Fixed inputs (no value): the second round takes them from the
+		// cache, and must still agree with Token.
+		b.AddFixed("Patient", "name", "m")
+		b.AddFixed("Observation", "code", "sort")
+		ins := append(ins[:len(ins):len(ins)], in{"Patient", "name", "m", ""}, in{"Observation", "code", "sort", ""})
 		if b.Len() != len(ins) {
 			t.Fatalf("Len %d, want %d", b.Len(), len(ins))
 		}
@@ -77,9 +82,10 @@ func TestTokensDoNotAllocate(t *testing.T) {
 	var b TokenBatch
 	for i := 0; i < 100; i++ {
 		b.Add("Observation", "code", "tsc", "http://loinc.org", "|", fmt.Sprint(i))
+		b.AddFixed("Observation", fmt.Sprint("p", i), "m")
 	}
 	dst := make([]byte, 0, b.Len()*TokenSize)
-	k.AppendTokens(dst, &b) // warm the MAC pool
+	k.AppendTokens(dst, &b) // warm the MAC pool and the fixed-token cache
 	if n := testing.AllocsPerRun(20, func() {
 		if _, err := k.AppendTokens(dst, &b); err != nil {
 			t.Fatal(err)

@@ -127,7 +127,7 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 			if len(rows) == 0 {
 				continue
 			}
-			e.add(kPresent, "")
+			e.b.AddFixed(e.typ, e.code, kPresent)
 			for _, row := range rows {
 				for i := range row {
 					if _, ok := aliases[p.comps[i].code]; ok {
@@ -149,7 +149,7 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 		}
 		if !aliased {
 			e.emit(&v)
-			e.add(kPresent, "")
+			e.b.AddFixed(e.typ, e.code, kPresent)
 		}
 		if p.sortable() {
 			if key := sortKey(&v); key != nil {
@@ -161,7 +161,7 @@ func (x *Indexer) Index(keys *seal.AccountKeys, resourceType, id string, res map
 					return nil, nil, fmt.Errorf("search: seal sort value %s: %w", p.Code, err)
 				}
 				s.sortAt = append(s.sortAt, s.batch.Len())
-				e.add(kSort, "")
+				e.b.AddFixed(e.typ, e.code, kSort)
 				s.sorts = append(s.sorts, store.SortValue{Value: sealed})
 			}
 		}
