@@ -171,3 +171,37 @@ func TestSealUncompressed(t *testing.T) {
 		t.Fatalf("after wipe: %v, want ErrWiped", err)
 	}
 }
+
+// TestTokensConcurrent runs batches with fixed inputs from several
+// goroutines while the keys are wiped (run it with -race): every batch
+// either fails with ErrWiped or yields the tokens Token gave before.
+func TestTokensConcurrent(t *testing.T) {
+	k := testKeys(t, "acme", 7, g1)
+	want := append(k.Token("Patient", "name", "m", ""), k.Token("Patient", "name", "s^", "smi")...)
+	done := make(chan error)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var b TokenBatch
+			for i := 0; i < 200; i++ {
+				b.Reset()
+				b.AddFixed("Patient", "name", "m")
+				b.Add("Patient", "name", "s^", "smi")
+				out, err := k.AppendTokens(nil, &b)
+				if errors.Is(err, ErrWiped) {
+					break
+				}
+				if err != nil || !bytes.Equal(out, want) {
+					done <- fmt.Errorf("batch %d: %x, %v", i, out, err)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	k.Wipe()
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
