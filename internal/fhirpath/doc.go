@@ -17,6 +17,12 @@
 // data, except for the documented differences in docs/fhirpath.md (notably
 // "as" over several items filters like ofType instead of failing).
 //
+// For callers that evaluate the same expressions over many resources (the
+// search indexer), Expr.RootElements and Expr.ForType analyse an
+// expression for one resource type (which elements it starts from; which
+// union branches can yield nothing), and an Evaluator reuses its working
+// memory; all three give exactly the results of Evaluate.
+//
 // Element types come from an optional Model (the R4 model in internal/fhir
 // implements it). Without one, types are inferred from JSON: choice-type keys
 // (valueQuantity is a Quantity), resourceType, and the JSON kind of

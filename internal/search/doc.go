@@ -8,8 +8,10 @@
 // semantics (the post-filter), sort, page, include and render the Bundle.
 //
 // It must never hand the store a plaintext value: everything it writes is
-// an HMAC token from seal.AccountKeys.Token or a value sealed with
-// seal.AccountKeys.Seal. It never panics on any query: malformed input is a
+// an HMAC token from seal.AccountKeys (Token, AppendTokens) or a value
+// sealed by it (Seal, SealUncompressed for sort values). The indexer's
+// pooled scratch holds plaintext values only while one Index call runs and
+// is cleared before reuse. It never panics on any query: malformed input is a
 // *resources.InvalidError (400) naming the parameter, and unsupported
 // features are reported with issue code not-supported.
 //
