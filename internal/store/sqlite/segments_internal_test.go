@@ -216,9 +216,10 @@ type modelRes struct {
 // TestSegmentsModel drives creates, updates, deletes and ReplaceIndex
 // across two accounts with small flush and compaction thresholds, and after
 // every step compares Lookup (AND of ORs, with and without Types and
-// MaxSeq) with an in-memory model. It reopens the store midway.
-// KILN_SQLITE_MODEL_SEED replays a seed; KILN_SQLITE_MODEL_STEPS sets the
-// number of steps.
+// MaxSeq) with an in-memory model. It reopens the store midway. It stops
+// after the number of steps or a time budget (10 s; it matters under
+// -race), whichever comes first. KILN_SQLITE_MODEL_SEED replays a seed;
+// KILN_SQLITE_MODEL_STEPS sets the number of steps.
 func TestSegmentsModel(t *testing.T) {
 	ctx := context.Background()
 	seed := uint64(time.Now().UnixNano())
@@ -416,10 +417,17 @@ func TestSegmentsModel(t *testing.T) {
 		}
 	}
 
+	start, budget := time.Now(), 10*time.Second
+	reopened, done := false, 0
 	for i := range steps {
+		if time.Since(start) > budget {
+			break
+		}
 		what := step()
 		check(fmt.Sprintf("step %d (%s)", i, what))
-		if i == steps/2 {
+		done++
+		if !reopened && (i == steps/2 || time.Since(start) > budget/2) {
+			reopened = true
 			st := s.Stats()
 			compactions += st.Compactions
 			merges += st.TokenMerges
@@ -435,7 +443,7 @@ func TestSegmentsModel(t *testing.T) {
 	st := s.Stats()
 	compactions += st.Compactions
 	merges += st.TokenMerges
-	t.Logf("%d flushes, %d compactions", merges, compactions)
+	t.Logf("%d steps, %d flushes, %d compactions", done, merges, compactions)
 	if merges < 10 || compactions == 0 {
 		t.Fatalf("%d flushes and %d compactions ran: the test did not exercise segments", merges, compactions)
 	}
