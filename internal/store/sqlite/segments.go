@@ -62,15 +62,13 @@ func decodeIxs(dst []int64, b []byte) ([]int64, error) {
 	var prev int64
 	for first := true; len(b) > 0; first = false {
 		v, n := binary.Uvarint(b)
-		if n <= 0 || v > 1<<62 || (!first && v == 0) {
+		// Stamps are seqs: positive and far below 2^62, so neither a
+		// value nor the running sum may pass it.
+		if n <= 0 || v > 1<<62 || (!first && v == 0) || int64(v) > 1<<62-prev {
 			return dst, fmt.Errorf("corrupt posting list")
 		}
 		b = b[n:]
-		if first {
-			prev = int64(v)
-		} else {
-			prev += int64(v)
-		}
+		prev += int64(v)
 		dst = append(dst, prev)
 	}
 	return dst, nil
