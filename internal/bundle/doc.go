@@ -19,6 +19,12 @@
 //     own status and OperationOutcome.
 //   - Work is linear in the number of entries: identities and fullUrls are
 //     looked up in maps, each conditional reference is resolved once.
+//   - A well-formed Bundle body is decoded once, resources included
+//     (decodeStrict); a body the single pass cannot answer exactly as the
+//     lenient encoding/json envelope decoding would (malformed JSON,
+//     duplicate or case-folded keys, odd types, PATCH entries) takes that
+//     lenient path, so clients see the same errors either way. Each
+//     resource is walked once to find its references.
 //   - Errors map to statuses through rest's one classifier (rest.ErrorOutcome
 //     and rest.WriteError); a client error is never a 5xx.
 //
