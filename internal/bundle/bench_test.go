@@ -237,8 +237,11 @@ func BenchmarkSyntheaStages(b *testing.B) {
 // the same number of version rows with the same (sealed) sizes and the
 // same number of 16-byte token rows per resource, one SQL transaction per
 // bundle, on a WAL database with synchronous=FULL, and no encryption,
-// validation or HTTP. "rows" is versions only; "rows+tokens" adds the token
-// rows. Compare resources/s with BenchmarkSyntheaIngest.
+// validation or HTTP. "rows" is versions only; "rows+token-blob" adds each
+// resource's tokens as one appended blob row (what Kiln's commit writes:
+// its pending row); "rows+token-rows" adds one row per token in a B-tree
+// keyed by token (the layout before posting segments). Compare
+// resources/s with BenchmarkSyntheaIngest.
 //
 //	go test ./internal/bundle -run '^$' -bench RawBundleInsert -benchtime 1x
 func BenchmarkRawBundleInsert(b *testing.B) {
@@ -247,14 +250,16 @@ func BenchmarkRawBundleInsert(b *testing.B) {
 	groups := preparedBundles(b, srv, bodies)
 	for _, c := range []struct {
 		name       string
-		withTokens bool
+		withTokens bool // one row per token in a B-tree keyed by token
+		withBlob   bool // the tokens as one blob row per resource, appended
 		pragma     string
 	}{
-		{"rows", false, ""},
-		{"rows+tokens", true, ""},
-		{"rows+tokens/cache=256MiB", true, "&_pragma=cache_size(-262144)"},
+		{"rows", false, false, ""},
+		{"rows+token-blob", false, true, ""},
+		{"rows+token-rows", true, false, ""},
+		{"rows+token-rows/cache=256MiB", true, false, "&_pragma=cache_size(-262144)"},
 	} {
-		withTokens := c.withTokens
+		withTokens, withBlob := c.withTokens, c.withBlob
 		b.Run(c.name, func(b *testing.B) {
 			db, err := sql.Open("sqlite", "file:"+filepath.Join(b.TempDir(), "raw.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)"+c.pragma)
 			if err != nil {
@@ -268,6 +273,9 @@ func BenchmarkRawBundleInsert(b *testing.B) {
 			if _, err := db.Exec(`CREATE TABLE t (token BLOB, type TEXT, id TEXT, PRIMARY KEY (token, type, id)) WITHOUT ROWID`); err != nil {
 				b.Fatal(err)
 			}
+			if _, err := db.Exec(`CREATE TABLE tb (seq INTEGER PRIMARY KEY, tokens BLOB)`); err != nil {
+				b.Fatal(err)
+			}
 			n := 0
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -278,12 +286,20 @@ func BenchmarkRawBundleInsert(b *testing.B) {
 					}
 					insV, _ := tx.Prepare(`INSERT INTO v (type, id, version, updated, body) VALUES (?, ?, 1, ?, ?)`)
 					insT, _ := tx.Prepare(`INSERT INTO t VALUES (?, ?, ?)`)
+					insB, _ := tx.Prepare(`INSERT INTO tb VALUES (last_insert_rowid(), ?)`)
 					for pi, p := range g {
 						body := make([]byte, len(p.Write.Version.Body))
 						rand.Read(body)
 						id := fmt.Sprintf("%d-%d-%d", i, gi, pi)
 						if _, err := insV.Exec(p.Write.Version.Type, id, time.Now().UnixMicro(), body); err != nil {
 							b.Fatal(err)
+						}
+						if withBlob {
+							blob := make([]byte, 17*len(p.Write.Tokens))
+							rand.Read(blob)
+							if _, err := insB.Exec(blob); err != nil {
+								b.Fatal(err)
+							}
 						}
 						if withTokens {
 							tok := make([]byte, 16)
@@ -298,6 +314,7 @@ func BenchmarkRawBundleInsert(b *testing.B) {
 					}
 					insV.Close()
 					insT.Close()
+					insB.Close()
 					if err := tx.Commit(); err != nil {
 						b.Fatal(err)
 					}
