@@ -308,7 +308,13 @@ func locate(oo []byte, ee *EntryError) []byte {
 			continue
 		}
 		exprs, _ := is["expression"].([]any)
-		is["expression"] = append([]any{where}, exprs...)
+		located := []any{where}
+		for _, e := range exprs {
+			if s, ok := e.(string); ok {
+				located = append(located, rootAtEntry(where, s))
+			}
+		}
+		is["expression"] = located
 		d, _ := is["diagnostics"].(string)
 		is["diagnostics"] = where + " (" + ee.Method + " " + ee.URL + "): " + d
 		if det, ok := is["details"].(map[string]any); ok {
@@ -320,6 +326,22 @@ func locate(oo []byte, ee *EntryError) []byte {
 		return oo
 	}
 	return out
+}
+
+// rootAtEntry re-roots a FHIRPath location inside an entry's resource
+// ("Observation.code") at the Bundle ("Bundle.entry[1].resource.code"), so
+// every expression of a Bundle's OperationOutcome starts from the Bundle
+// that was posted. An expression that does not start with a resource type
+// is returned as it is.
+func rootAtEntry(where, expr string) string {
+	root, rest, _ := strings.Cut(expr, ".")
+	if root == "" || root[0] < 'A' || root[0] > 'Z' || strings.ContainsAny(root, "[(") {
+		return expr
+	}
+	if rest == "" {
+		return where + ".resource"
+	}
+	return where + ".resource." + rest
 }
 
 func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {

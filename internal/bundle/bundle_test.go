@@ -219,6 +219,25 @@ func TestTransactionErrors(t *testing.T) {
 	}
 }
 
+// TestInvalidEntryLocation checks that the issues of an invalid entry are
+// located inside the posted Bundle: the entry first, then the element within
+// the entry's resource, both as FHIRPath from the Bundle.
+func TestInvalidEntryLocation(t *testing.T) {
+	inst := start(t)
+	obs := map[string]any{"resourceType": "Observation", "status": "bogus", "code": map[string]any{"text": "x"}}
+	issues := inst.Do(t, "POST", "/fhir/default", tx("transaction", post("urn:uuid:p", patient("", "A")), post("", obs))).Outcome(t, 400)
+	var got []string
+	for _, is := range issues {
+		for _, e := range is["expression"].([]any) {
+			got = append(got, e.(string))
+		}
+	}
+	want := []string{"Bundle.entry[1]", "Bundle.entry[1].resource.status"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("expressions %q, want %q", got, want)
+	}
+}
+
 func TestLimits(t *testing.T) {
 	inst := servertest.New(t, server.Options{MaxBundleEntries: 10, MaxBundleBytes: 4096})
 	var es []map[string]any
