@@ -185,44 +185,53 @@ func splitmix64(x uint64) uint64 {
 // BenchmarkLookup measures a one-token candidate lookup matching 1% of
 // 20,000 resources, with all their tokens flushed into posting segments
 // and with 4,000 of them still pending (about what a default store holds).
+// BenchmarkLookup looks up one token among 20,000 resources, all in
+// segments or the last 4,000 pending, held by 1 in 100 resources (sparse
+// stamps) or by every other one (dense stamps).
 func BenchmarkLookup(b *testing.B) {
 	for _, pending := range []int{0, 4000} {
-		b.Run(fmt.Sprintf("pending=%d", pending), func(b *testing.B) {
-			ctx := context.Background()
-			s := openAt(b, filepath.Join(b.TempDir(), "kiln.db"), sqlite.Options{Synchronous: "NORMAL", MergeEvery: 1 << 30, MergeIdle: -1})
-			defer s.Close()
-			if _, err := s.CreateAccount(ctx, store.Account{Name: "bench", CreatedAt: time.Now(), Data: []byte("x")}); err != nil {
-				b.Fatal(err)
-			}
-			body := make([]byte, createShape.BodySize)
-			const n = 20000
-			load := func(from, to int64) {
-				var ws []store.Write
-				for i := from; i < to; i++ {
-					w := createWrite(i, body)
-					w.Tokens = append(w.Tokens, []byte(fmt.Sprintf("common-%09d", i%100)))
-					ws = append(ws, w)
-					if len(ws) == 500 || i == to-1 {
-						if _, err := s.Commit(ctx, "bench", ws); err != nil {
-							b.Fatal(err)
-						}
-						ws = ws[:0]
-					}
+		for _, every := range []int{100, 2} {
+			b.Run(fmt.Sprintf("pending=%d/matches=%d", pending, 20000/every), func(b *testing.B) {
+				benchLookup(b, pending, every)
+			})
+		}
+	}
+}
+
+func benchLookup(b *testing.B, pending, every int) {
+	ctx := context.Background()
+	s := openAt(b, filepath.Join(b.TempDir(), "kiln.db"), sqlite.Options{Synchronous: "NORMAL", MergeEvery: 1 << 30, MergeIdle: -1})
+	defer s.Close()
+	if _, err := s.CreateAccount(ctx, store.Account{Name: "bench", CreatedAt: time.Now(), Data: []byte("x")}); err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, createShape.BodySize)
+	const n = 20000
+	load := func(from, to int64) {
+		var ws []store.Write
+		for i := from; i < to; i++ {
+			w := createWrite(i, body)
+			w.Tokens = append(w.Tokens, []byte(fmt.Sprintf("common-%09d", i%int64(every))))
+			ws = append(ws, w)
+			if len(ws) == 500 || i == to-1 {
+				if _, err := s.Commit(ctx, "bench", ws); err != nil {
+					b.Fatal(err)
 				}
+				ws = ws[:0]
 			}
-			load(0, n-int64(pending))
-			if err := sqlite.FlushIndex(ctx, s); err != nil {
-				b.Fatal(err)
-			}
-			load(n-int64(pending), n)
-			m := store.Match{Types: []string{"Patient"}, Clauses: [][][]byte{{[]byte("common-000000007")}}}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				refs, err := s.Lookup(ctx, "bench", m)
-				if err != nil || len(refs) != n/100 {
-					b.Fatalf("Lookup: %d refs, %v", len(refs), err)
-				}
-			}
-		})
+		}
+	}
+	load(0, n-int64(pending))
+	if err := sqlite.FlushIndex(ctx, s); err != nil {
+		b.Fatal(err)
+	}
+	load(n-int64(pending), n)
+	m := store.Match{Types: []string{"Patient"}, Clauses: [][][]byte{{[]byte("common-000000001")}}}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		refs, err := s.Lookup(ctx, "bench", m)
+		if err != nil || len(refs) != n/every {
+			b.Fatalf("Lookup: %d refs, %v", len(refs), err)
+		}
 	}
 }

@@ -142,6 +142,17 @@ CREATE TABLE index_state (
 );
 INSERT INTO index_state (id, indexed_ix) VALUES (1, 0);
 `},
+	// 5: Lookup validates every candidate stamp through current_by_ix, then
+	// read seq and deleted from the current row: a second B-tree seek by
+	// (acct, type, id) per candidate. The index now holds seq and deleted
+	// too (and, current being WITHOUT ROWID, its primary key), so a stamp
+	// is validated from the index alone. Every write that changes seq or
+	// deleted also changes ix, so the entry costs no extra write. Stamps
+	// stay unique by construction (one AUTOINCREMENT sequence).
+	{sql: `
+DROP INDEX current_by_ix;
+CREATE INDEX current_by_ix ON current (ix, seq, deleted);
+`},
 }
 
 // migration is one schema step: SQL, then optionally Go code, in one

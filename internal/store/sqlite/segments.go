@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kilnhealth/kiln/internal/store"
@@ -642,7 +643,7 @@ func (r rowScanner) Scan(dst ...any) error {
 }
 
 // validateChunk bounds the stamps per validation query.
-const validateChunk = 500
+const validateChunk = 8192
 
 // lookupSegments runs m (with at least one clause) against the segments
 // visible to q, a read transaction, and returns the matching current,
@@ -709,14 +710,16 @@ func lookupSegments(ctx context.Context, q querier, acct int64, m store.Match) (
 	var out []store.Ref
 	for start := 0; start < len(cand); start += validateChunk {
 		chunk := cand[start:min(start+validateChunk, len(cand))]
-		args := make([]any, 0, len(chunk))
-		for _, x := range chunk {
-			args = append(args, x)
+		list := make([]byte, 0, 8*len(chunk)+2)
+		list = append(list, '[')
+		for i, x := range chunk {
+			if i > 0 {
+				list = append(list, ',')
+			}
+			list = strconv.AppendInt(list, x, 10)
 		}
-		// By stamp alone, so the planner seeks current_by_ix; the account
-		// check is a defence (stamps are unique across accounts).
-		query := "SELECT acct, type, id, seq, deleted FROM current WHERE ix IN (?" + strings.Repeat(",?", len(chunk)-1) + ")"
-		rows, err := q.QueryContext(ctx, query, args...)
+		list = append(list, ']')
+		rows, err := q.QueryContext(ctx, "SELECT c.acct, c.type, c.id, c.seq, c.deleted FROM json_each(?) j JOIN current c ON c.ix = j.value", string(list))
 		if err != nil {
 			return nil, err
 		}
