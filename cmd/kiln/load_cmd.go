@@ -68,8 +68,8 @@ Flags:
 	if err != nil {
 		return err
 	}
-	if s.Failed > 0 || len(s.Errors) > 0 {
-		return fmt.Errorf("load: %d resources failed", s.Failed)
+	if !s.OK() || len(s.Errors) > 0 {
+		return fmt.Errorf("load: %d resources failed, %d files unreadable", s.Failed, s.FailedFiles)
 	}
 	return nil
 }

@@ -66,12 +66,16 @@ type Config struct {
 
 // Summary is the result of a Load.
 type Summary struct {
-	Files     int // files read
-	Bundles   int // Bundles sent (and answered)
-	Resources int // resources the server accepted (2xx entries)
-	Failed    int // resources in rejected Bundles or failed batch entries
-	Retries   int // retried requests
-	Elapsed   time.Duration
+	Files       int // files given
+	FailedFiles int // files that could not be read or are not FHIR JSON at all
+	Bundles     int // Bundles sent (and answered)
+	Resources   int // resources the server accepted (2xx entries)
+	// Failed counts resources that were not loaded: those in rejected
+	// Bundles, failed batch entries and NDJSON lines that are not a JSON
+	// resource.
+	Failed  int
+	Retries int // retried requests
+	Elapsed time.Duration
 	// Errors holds the first failures, one line each.
 	Errors []string
 }
@@ -84,10 +88,17 @@ func (s Summary) Rate() float64 {
 	return float64(s.Resources) / s.Elapsed.Seconds()
 }
 
+// OK reports whether everything given was loaded.
+func (s Summary) OK() bool { return s.Failed == 0 && s.FailedFiles == 0 }
+
 // String renders the summary on one line.
 func (s Summary) String() string {
-	return fmt.Sprintf("loaded %d resources from %d files in %d bundles in %s (%.0f resources/s); %d failed, %d retries",
-		s.Resources, s.Files, s.Bundles, s.Elapsed.Round(time.Millisecond), s.Rate(), s.Failed, s.Retries)
+	files := ""
+	if s.FailedFiles > 0 {
+		files = fmt.Sprintf(" (%d unreadable)", s.FailedFiles)
+	}
+	return fmt.Sprintf("loaded %d resources from %d files%s in %d bundles in %s (%.0f resources/s); %d failed, %d retries",
+		s.Resources, s.Files, files, s.Bundles, s.Elapsed.Round(time.Millisecond), s.Rate(), s.Failed, s.Retries)
 }
 
 const maxErrors = 20
@@ -208,6 +219,7 @@ type loader struct {
 	totalBytes         int64
 	doneBytes, doneRes atomic.Int64
 	failed, retries    atomic.Int64
+	failedFiles        atomic.Int64
 	bundles            atomic.Int64
 	start              time.Time
 
@@ -217,8 +229,11 @@ type loader struct {
 }
 
 // Load sends every file to cfg.Base and returns what happened. It returns
-// an error only when it could not run (bad config, unreadable input, ctx
-// cancelled); rejected Bundles are counted in the Summary.
+// an error only when it could not run (bad config, a file that vanished
+// before the start, ctx cancelled). A file that cannot be read or decoded
+// is counted in Summary.FailedFiles and the load goes on with the others;
+// rejected Bundles and malformed NDJSON lines are counted in
+// Summary.Failed.
 func Load(ctx context.Context, cfg Config, files []string) (Summary, error) {
 	if cfg.Base == "" {
 		return Summary{}, errors.New("loader: no FHIR base URL")
@@ -290,7 +305,7 @@ func Load(ctx context.Context, cfg Config, files []string) (Summary, error) {
 	}
 	stopProgress()
 	s := Summary{
-		Files: len(files), Bundles: int(l.bundles.Load()), Resources: int(l.doneRes.Load()),
+		Files: len(files), FailedFiles: int(l.failedFiles.Load()), Bundles: int(l.bundles.Load()), Resources: int(l.doneRes.Load()),
 		Failed: int(l.failed.Load()), Retries: int(l.retries.Load()), Elapsed: cfg.Now().Sub(l.start), Errors: l.errs,
 	}
 	if readErr == nil {
@@ -319,11 +334,24 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// read turns one file into jobs.
+// read turns one file into jobs. A file that cannot be read is counted as
+// failed and reported; only a cancelled ctx stops the load.
 func (l *loader) read(ctx context.Context, name string, jobs chan<- job) error {
+	err := l.readFile(ctx, name, jobs)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	l.failedFiles.Add(1)
+	l.fail("%v", err)
+	return nil
+}
+
+// readFile is read without the failure accounting: it returns what made
+// the file unreadable. Jobs it emitted before an error are still sent.
+func (l *loader) readFile(ctx context.Context, name string, jobs chan<- job) error {
 	f, err := os.Open(name)
 	if err != nil {
-		return fmt.Errorf("loader: %w", err)
+		return err
 	}
 	defer f.Close()
 	cr := &countingReader{r: f}
@@ -331,7 +359,7 @@ func (l *loader) read(ctx context.Context, name string, jobs chan<- job) error {
 	if strings.HasSuffix(strings.ToLower(name), ".gz") {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			return fmt.Errorf("loader: %s: %w", name, err)
+			return fmt.Errorf("%s: not a gzip file: %w", name, err)
 		}
 		defer zr.Close()
 		r = zr
@@ -349,33 +377,36 @@ func (l *loader) read(ctx context.Context, name string, jobs chan<- job) error {
 		// repeated doubling.
 		buf := bytes.NewBuffer(make([]byte, 0, sizeHint(f, name)+bytes.MinRead))
 		if _, err := buf.ReadFrom(r); err != nil {
-			return fmt.Errorf("loader: read %s: %w", name, err)
+			l.doneBytes.Add(cr.n)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		data := buf.Bytes()
 		body, n, err := AsTransaction(data)
 		if err != nil {
-			l.fail("%s: %v", name, err)
 			l.doneBytes.Add(cr.n)
-			return nil
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		return emit(job{name: name, body: body, resources: n, bytes: cr.n})
 	}
-	// NDJSON: groups of BatchSize lines.
+	// NDJSON: groups of BatchSize lines. A line that is not a JSON
+	// resource fails alone (reported with its line number); the others of
+	// its group are sent.
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
 	var lines [][]byte
-	line, last := 0, int64(0)
+	line, first, last := 0, 0, int64(0) // line numbers: the last read, the group's first
 	flush := func() error {
 		if len(lines) == 0 {
 			return nil
 		}
 		body, err := NDJSONBundle(lines, l.cfg.Batch)
-		chunk := fmt.Sprintf("%s lines %d-%d", name, line-len(lines)+1, line)
+		chunk := fmt.Sprintf("%s lines %d-%d", name, first, line)
 		n := len(lines)
 		lines = lines[:0]
 		consumed := cr.n - last
 		last = cr.n
 		if err != nil {
+			l.failed.Add(int64(n))
 			l.fail("%s: %v", chunk, err)
 			l.doneBytes.Add(consumed)
 			return nil
@@ -388,6 +419,14 @@ func (l *loader) read(ctx context.Context, name string, jobs chan<- job) error {
 		if len(b) == 0 {
 			continue
 		}
+		if _, _, err := resourceHead(b); err != nil {
+			l.failed.Add(1)
+			l.fail("%s line %d: %v", name, line, err)
+			continue
+		}
+		if len(lines) == 0 {
+			first = line
+		}
 		lines = append(lines, append([]byte(nil), b...))
 		if len(lines) >= l.cfg.BatchSize {
 			if err := flush(); err != nil {
@@ -396,7 +435,10 @@ func (l *loader) read(ctx context.Context, name string, jobs chan<- job) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("loader: read %s: %w", name, err)
+		if ferr := flush(); ferr != nil {
+			return ferr
+		}
+		return fmt.Errorf("%s after line %d: %w", name, line, err)
 	}
 	return flush()
 }
@@ -484,31 +526,44 @@ func NDJSONBundle(lines [][]byte, batch bool) ([]byte, error) {
 	buf.Grow(len(lines) * 1024)
 	buf.WriteString(`{"resourceType":"Bundle","type":"` + typ + `","entry":[`)
 	for i, line := range lines {
-		var head struct {
-			ResourceType string `json:"resourceType"`
-			ID           string `json:"id"`
-		}
-		if h, ok := scanHead(line); ok {
-			head.ResourceType, head.ID = h.resourceType, h.id
-		} else if err := json.Unmarshal(line, &head); err != nil {
-			return nil, fmt.Errorf("resource %d is not a JSON object: %w", i+1, err)
-		}
-		if head.ResourceType == "" || strings.ContainsAny(head.ResourceType, `"/\?`) || strings.ContainsAny(head.ID, `"/\?`) {
-			return nil, fmt.Errorf("resource %d has no valid resourceType or id", i+1)
+		typ, id, err := resourceHead(line)
+		if err != nil {
+			return nil, fmt.Errorf("resource %d: %w", i+1, err)
 		}
 		if i > 0 {
 			buf.WriteByte(',')
 		}
 		buf.WriteString(`{"resource":`)
 		buf.Write(line)
-		if head.ID != "" {
-			buf.WriteString(`,"request":{"method":"PUT","url":"` + head.ResourceType + "/" + head.ID + `"}}`)
+		if id != "" {
+			buf.WriteString(`,"request":{"method":"PUT","url":"` + typ + "/" + id + `"}}`)
 		} else {
-			buf.WriteString(`,"request":{"method":"POST","url":"` + head.ResourceType + `"}}`)
+			buf.WriteString(`,"request":{"method":"POST","url":"` + typ + `"}}`)
 		}
 	}
 	buf.WriteString("]}")
 	return buf.Bytes(), nil
+}
+
+// resourceHead returns the resourceType and id of one JSON resource, or
+// why it is not one that can be sent as a Bundle entry.
+func resourceHead(line []byte) (typ, id string, err error) {
+	if h, ok := scanHead(line); ok {
+		typ, id = h.resourceType, h.id
+	} else {
+		var head struct {
+			ResourceType string `json:"resourceType"`
+			ID           string `json:"id"`
+		}
+		if err := json.Unmarshal(line, &head); err != nil {
+			return "", "", fmt.Errorf("not a JSON object: %w", err)
+		}
+		typ, id = head.ResourceType, head.ID
+	}
+	if typ == "" || strings.ContainsAny(typ, `"/\?`) || strings.ContainsAny(id, `"/\?`) {
+		return "", "", errors.New("no valid resourceType or id")
+	}
+	return typ, id, nil
 }
 
 // send posts one job, retrying transient failures.

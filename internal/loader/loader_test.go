@@ -148,7 +148,7 @@ func TestLoadRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Resources != 0 || s.Failed != 2 || s.Retries != 0 || len(s.Errors) != 2 {
+	if s.Resources != 0 || s.Failed != 2 || s.FailedFiles != 1 || s.Retries != 0 || len(s.Errors) != 2 || s.OK() {
 		t.Fatalf("summary %+v", s)
 	}
 	inst.Do(t, "GET", "/fhir/default/Patient/ok", nil).Want(t, 404) // the transaction was atomic
@@ -159,6 +159,57 @@ func TestLoadRejected(t *testing.T) {
 	}
 	if _, err := loader.Expand([]string{filepath.Join(dir, "nothing-*")}); err == nil {
 		t.Fatal("Expand of an empty glob succeeded")
+	}
+}
+
+// TestLoadBadFilesAndLines checks that a file that cannot be read fails
+// alone (the load goes on with the next files), and that an NDJSON line
+// that is not JSON fails alone, named by its line number, while the other
+// lines of its group load.
+func TestLoadBadFilesAndLines(t *testing.T) {
+	inst := servertest.New(t, server.Options{SQLiteSync: "NORMAL"})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a-not-gzip.json.gz"), []byte(`{"resourceType":"Patient"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	for i := 0; i < 2000; i++ {
+		fmt.Fprintf(zw, `{"resourceType":"Patient","id":"cut-%d","name":[{"family":"Cut%d"}]}`+"\n", i, i)
+	}
+	zw.Close()
+	cut := gz.Bytes()[:gz.Len()/2] // a gzip stream that ends in the middle
+	if err := os.WriteFile(filepath.Join(dir, "b-truncated.ndjson.gz"), cut, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "c-ok.json"), []byte(`{"resourceType":"Patient","id":"whole"}`))
+	writeFile(t, filepath.Join(dir, "d-lines.ndjson"), []byte(`{"resourceType":"Patient","id":"l1"}`+"\n"+`{"resourceType":"Patient",`+"\n"+`{"resourceType":"Patient","id":"l3"}`+"\n"))
+	files, err := loader.Expand([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := loader.Load(context.Background(), loader.Config{Base: inst.Base("default"), Retries: -1, BatchSize: 100}, files)
+	if err != nil {
+		t.Fatalf("Load stopped: %v", err)
+	}
+	// Failed: d-lines.ndjson's line 2, and the line the truncation cuts.
+	if s.FailedFiles != 2 || s.Failed != 2 || s.OK() {
+		t.Fatalf("summary %+v", s)
+	}
+	for _, id := range []string{"whole", "l1", "l3", "cut-0"} {
+		inst.Do(t, "GET", "/fhir/default/Patient/"+id, nil).Want(t, 200)
+	}
+	if s.Resources != count(t, inst, "Patient") {
+		t.Fatalf("summary counts %d resources, the server has %d", s.Resources, count(t, inst, "Patient"))
+	}
+	joined := strings.Join(s.Errors, "\n")
+	for _, want := range []string{"a-not-gzip.json.gz: not a gzip file", "b-truncated.ndjson.gz after line", "d-lines.ndjson line 2: not a JSON object"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("errors do not mention %q:\n%s", want, joined)
+		}
+	}
+	if !strings.Contains(s.String(), "(2 unreadable)") {
+		t.Errorf("summary line %q", s.String())
 	}
 }
 
