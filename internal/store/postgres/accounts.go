@@ -147,7 +147,7 @@ func (s *Store) DeleteAccount(ctx context.Context, name string) error {
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("account %q: %w", name, store.ErrNotFound)
 		}
-		for _, table := range []string{"kiln_tokens", "kiln_sorts", "kiln_current", "kiln_versions"} {
+		for _, table := range []string{"kiln_current", "kiln_versions"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE account = $1`, name); err != nil {
 				return fmt.Errorf("delete from %s: %w", table, err)
 			}

@@ -15,10 +15,6 @@ import (
 	"github.com/kilnhealth/kiln/internal/store"
 )
 
-// copyThreshold is the number of token rows above which a commit loads them
-// with COPY rather than one multi-row INSERT.
-const copyThreshold = 1000
-
 // maxAttempts bounds the retries of a commit that hit a serialization
 // failure or a deadlock.
 const maxAttempts = 4
@@ -29,9 +25,10 @@ const maxAttempts = 4
 //  1. key-share lock on the account row (ErrNotFound when it is missing);
 //  2. SELECT ... FOR UPDATE of the current pointers of the written
 //     resources, in (type, id) order, and the IfVersion checks;
-//  3. INSERT of the pointer rows of new resources: a concurrent creator of
-//     the same resource makes one of the two fail on the primary key;
-//  4. tokens and sorts replaced (multi-row INSERT, or COPY when large);
+//  3. INSERT of the current rows of new resources, with their tokens and
+//     sort values: a concurrent creator of the same resource makes one of
+//     the two fail on the primary key;
+//  4. UPDATE of the tokens and sort values of the existing resources;
 //  5. the Seq counter row bumped (UPDATE ... RETURNING), then the version
 //     rows inserted and the pointers updated, then COMMIT.
 //
@@ -169,32 +166,22 @@ func (s *Store) commitOnce(ctx context.Context, account string, writes []store.W
 		last[r] = i
 	}
 
-	// Claim the pointers of new resources. A concurrent creator blocks here
+	// Claim the current rows of new resources, with their index; replace
+	// the index of the others. A concurrent creator blocks on the insert
 	// until one of the two commits; the loser gets a unique violation.
-	var newTypes, newIDs []string
-	for _, r := range refs {
-		if !state[r].inDB {
-			newTypes = append(newTypes, r.Type)
-			newIDs = append(newIDs, r.ID)
-		}
-	}
-	if len(newTypes) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO kiln_current (account, type, id, version_id, seq, deleted)
-			SELECT $1, t, i, 0, 0, false FROM unnest($2::text[], $3::text[]) AS u(t, i)`,
-			account, newTypes, newIDs); err != nil {
-			return nil, fmt.Errorf("claim new resources: %w", err)
-		}
-	}
-
-	// Tokens and sorts of each resource's last write replace the old ones.
-	var tok tokenRows
-	var srt sortRows
+	var fresh, existing indexRows
 	for _, r := range refs {
 		w := writes[last[r]]
-		tok.add(r, w.Tokens)
-		srt.add(r, w.Sorts)
+		if state[r].inDB {
+			existing.add(r, w.Tokens, w.Sorts)
+		} else {
+			fresh.add(r, w.Tokens, w.Sorts)
+		}
 	}
-	if err := replaceIndex(ctx, tx, account, types, ids, &tok, &srt); err != nil {
+	if err := fresh.insert(ctx, tx, account); err != nil {
+		return nil, fmt.Errorf("claim new resources: %w", err)
+	}
+	if err := existing.update(ctx, tx, account); err != nil {
 		return nil, err
 	}
 
@@ -245,87 +232,87 @@ func (s *Store) commitOnce(ctx context.Context, account string, writes []store.W
 	return seqs, nil
 }
 
-// tokenRows are the token rows of a commit, deduplicated per resource.
-type tokenRows struct {
-	tokens [][]byte
-	types  []string
-	ids    []string
+// indexRows are the index of some resources of a commit, flattened for
+// unnest: one (type, id, token) triple per distinct token and one (type,
+// id, slot, value) per sort slot. The database groups them back into each
+// resource's arrays (indexedSQL).
+type indexRows struct {
+	types, ids []string // the resources
+
+	tokTypes, tokIDs []string
+	tokens           [][]byte
+
+	sortTypes, sortIDs []string
+	slots, values      [][]byte
 }
 
-func (t *tokenRows) add(r store.Ref, tokens [][]byte) {
+// add appends one resource's index: its tokens deduplicated, and for a
+// slot given twice the last value.
+func (x *indexRows) add(r store.Ref, tokens [][]byte, sorts []store.SortValue) {
+	x.types = append(x.types, r.Type)
+	x.ids = append(x.ids, r.ID)
 	sorted := slices.Clone(tokens)
 	slices.SortFunc(sorted, bytes.Compare)
 	sorted = slices.CompactFunc(sorted, bytes.Equal)
 	for _, tk := range sorted {
-		t.tokens = append(t.tokens, tk)
-		t.types = append(t.types, r.Type)
-		t.ids = append(t.ids, r.ID)
+		x.tokTypes = append(x.tokTypes, r.Type)
+		x.tokIDs = append(x.tokIDs, r.ID)
+		x.tokens = append(x.tokens, tk)
 	}
-}
-
-// sortRows are the sort rows of a commit; the last value per slot wins.
-type sortRows struct {
-	types  []string
-	ids    []string
-	slots  [][]byte
-	values [][]byte
-}
-
-func (s *sortRows) add(r store.Ref, sorts []store.SortValue) {
 	seen := make(map[string]int, len(sorts))
-	start := len(s.slots)
+	start := len(x.slots)
 	for _, sv := range sorts {
 		v := sv.Value
 		if v == nil {
 			v = []byte{}
 		}
 		if i, ok := seen[string(sv.Slot)]; ok {
-			s.values[start+i] = v
+			x.values[start+i] = v
 			continue
 		}
-		seen[string(sv.Slot)] = len(s.slots) - start
-		s.types = append(s.types, r.Type)
-		s.ids = append(s.ids, r.ID)
-		s.slots = append(s.slots, sv.Slot)
-		s.values = append(s.values, v)
+		seen[string(sv.Slot)] = len(x.slots) - start
+		x.sortTypes = append(x.sortTypes, r.Type)
+		x.sortIDs = append(x.sortIDs, r.ID)
+		x.slots = append(x.slots, sv.Slot)
+		x.values = append(x.values, v)
 	}
 }
 
-// replaceIndex deletes the tokens and sorts of the given resources and
-// inserts the new rows, in one round trip unless COPY is used.
-func replaceIndex(ctx context.Context, tx pgx.Tx, account string, types, ids []string, tok *tokenRows, srt *sortRows) error {
-	b := &pgx.Batch{}
-	b.Queue(`DELETE FROM kiln_tokens WHERE account = $1
-		AND (type, id) IN (SELECT t, i FROM unnest($2::text[], $3::text[]) AS u(t, i))`, account, types, ids)
-	b.Queue(`DELETE FROM kiln_sorts WHERE account = $1
-		AND (type, id) IN (SELECT t, i FROM unnest($2::text[], $3::text[]) AS u(t, i))`, account, types, ids)
-	useCopy := len(tok.tokens) > copyThreshold
-	if len(tok.tokens) > 0 && !useCopy {
-		b.Queue(`INSERT INTO kiln_tokens (account, token, type, id)
-			SELECT $1, k, t, i FROM unnest($2::bytea[], $3::text[], $4::text[]) AS u(k, t, i)`,
-			account, tok.tokens, tok.types, tok.ids)
+func (x *indexRows) args(account string) []any {
+	return []any{account, x.types, x.ids, x.tokTypes, x.tokIDs, x.tokens, x.sortTypes, x.sortIDs, x.slots, x.values}
+}
+
+// indexedSQL is a WITH clause naming "indexed": for each resource of
+// indexRows.args, its sorted token array and its slot and value arrays
+// (ordered by slot; empty arrays when it has none).
+const indexedSQL = `WITH indexed AS (
+	SELECT r.t, r.i, coalesce(tk.tokens, '{}') AS tokens, coalesce(sv.slots, '{}') AS slots, coalesce(sv.vals, '{}') AS vals
+	FROM unnest($2::text[], $3::text[]) AS r(t, i)
+	LEFT JOIN (SELECT t, i, array_agg(k ORDER BY k) AS tokens
+		FROM unnest($4::text[], $5::text[], $6::bytea[]) AS u(t, i, k) GROUP BY t, i) tk ON tk.t = r.t AND tk.i = r.i
+	LEFT JOIN (SELECT t, i, array_agg(s ORDER BY s) AS slots, array_agg(v ORDER BY s) AS vals
+		FROM unnest($7::text[], $8::text[], $9::bytea[], $10::bytea[]) AS u(t, i, s, v) GROUP BY t, i) sv ON sv.t = r.t AND sv.i = r.i
+) `
+
+// insert creates the current rows of new resources (version 0 until the
+// commit's pointer update) with their index.
+func (x *indexRows) insert(ctx context.Context, tx pgx.Tx, account string) error {
+	if len(x.types) == 0 {
+		return nil
 	}
-	if len(srt.slots) > 0 {
-		b.Queue(`INSERT INTO kiln_sorts (account, type, id, slot, value)
-			SELECT $1, t, i, s, v FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bytea[]) AS u(t, i, s, v)`,
-			account, srt.types, srt.ids, srt.slots, srt.values)
+	_, err := tx.Exec(ctx, indexedSQL+`INSERT INTO kiln_current (account, type, id, version_id, seq, deleted, tokens, sort_slots, sort_values)
+		SELECT $1, t, i, 0, 0, false, tokens, slots, vals FROM indexed`, x.args(account)...)
+	return err
+}
+
+// update replaces the index of existing resources.
+func (x *indexRows) update(ctx context.Context, tx pgx.Tx, account string) error {
+	if len(x.types) == 0 {
+		return nil
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if _, err := tx.Exec(ctx, indexedSQL+`UPDATE kiln_current AS c SET tokens = x.tokens, sort_slots = x.slots, sort_values = x.vals
+		FROM indexed x WHERE c.account = $1 AND c.type = x.t AND c.id = x.i`, x.args(account)...); err != nil {
 		return fmt.Errorf("replace tokens and sorts: %w", err)
-	}
-	if useCopy {
-		i := 0
-		src := pgx.CopyFromFunc(func() ([]any, error) {
-			if i == len(tok.tokens) {
-				return nil, nil
-			}
-			row := []any{account, tok.tokens[i], tok.types[i], tok.ids[i]}
-			i++
-			return row, nil
-		})
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"kiln_tokens"}, []string{"account", "token", "type", "id"}, src); err != nil {
-			return fmt.Errorf("copy tokens: %w", err)
-		}
 	}
 	return nil
 }
@@ -385,11 +372,9 @@ func (s *Store) replaceIndexOnce(ctx context.Context, account string, ref store.
 	if cur != versionID {
 		return fmt.Errorf("%w: %s/%s is at version %d, expected %d", store.ErrConflict, ref.Type, ref.ID, cur, versionID)
 	}
-	var tok tokenRows
-	var srt sortRows
-	tok.add(ref, tokens)
-	srt.add(ref, sorts)
-	if err := replaceIndex(ctx, tx, account, []string{ref.Type}, []string{ref.ID}, &tok, &srt); err != nil {
+	var x indexRows
+	x.add(ref, tokens, sorts)
+	if err := x.update(ctx, tx, account); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)

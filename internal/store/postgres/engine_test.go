@@ -426,8 +426,10 @@ func TestSubscribeAccountsReconnects(t *testing.T) {
 	}
 }
 
-// Large token sets go through COPY and are found like the small ones.
-func TestCommitCopyPath(t *testing.T) {
+// A commit of many resources with many tokens each is grouped back into
+// each resource's token array: every token is found, and a token given
+// twice is stored once.
+func TestCommitLargeTokenSets(t *testing.T) {
 	u := freshSchema(t)
 	ctx := context.Background()
 	s := open(t, u)
@@ -435,7 +437,7 @@ func TestCommitCopyPath(t *testing.T) {
 	var writes []store.Write
 	for i := range 30 {
 		w := write(fmt.Sprintf("p%d", i), 1, 0, "x")
-		for j := range 60 { // 1800 token rows > the COPY threshold
+		for j := range 60 { // 1800 tokens in one commit
 			w.Tokens = append(w.Tokens, fmt.Appendf(nil, "tok-%d-%d", i%3, j))
 		}
 		w.Tokens = append(w.Tokens, w.Tokens[0]) // duplicates are stored once
@@ -446,9 +448,21 @@ func TestCommitCopyPath(t *testing.T) {
 	}
 	refs, err := s.Lookup(ctx, "a", store.Match{Clauses: [][][]byte{{[]byte("tok-1-59")}}})
 	if err != nil || len(refs) != 10 {
-		t.Fatalf("Lookup after COPY = %d refs, %v; want 10", len(refs), err)
+		t.Fatalf("Lookup after the commit = %d refs, %v; want 10", len(refs), err)
 	}
-	// A second commit replaces them (delete, then COPY again).
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT cardinality(tokens) FROM kiln_current WHERE account = 'a' AND type = 'Patient' AND id = 'p0'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 60 {
+		t.Fatalf("p0 has %d tokens stored, want its 60 distinct ones", n)
+	}
+	// A second commit replaces them (the UPDATE path).
 	for i := range writes {
 		writes[i].Version.VersionID, writes[i].IfVersion = 2, 1
 	}
@@ -456,7 +470,7 @@ func TestCommitCopyPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	if refs, _ := s.Lookup(ctx, "a", store.Match{Clauses: [][][]byte{{[]byte("tok-1-59")}}}); len(refs) != 10 {
-		t.Fatalf("Lookup after second COPY = %d refs, want 10", len(refs))
+		t.Fatalf("Lookup after the second commit = %d refs, want 10", len(refs))
 	}
 }
 

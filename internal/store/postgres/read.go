@@ -196,8 +196,9 @@ func (s *Store) CountHistory(ctx context.Context, account string, q store.Histor
 }
 
 // Lookup returns the current, non-deleted resources matching m, ordered by
-// (type, id) (see store.Store). Each clause is one token IN-list; clauses
-// are intersected.
+// (type, id) (see store.Store). Each clause is an overlap (&&) of the
+// resource's token array with the clause's tokens, answered by the GIN
+// index; clauses are ANDed.
 func (s *Store) Lookup(ctx context.Context, account string, m store.Match) ([]store.Ref, error) {
 	ctx, done, err := s.enter(ctx)
 	if err != nil {
@@ -205,31 +206,33 @@ func (s *Store) Lookup(ctx context.Context, account string, m store.Match) ([]st
 	}
 	defer done()
 	var args sqlArgs
-	acct := args.add(account)
-	conds := []string{"c.account = " + acct, "NOT c.deleted"}
-	typeCond := ""
+	conds := []string{"c.account = " + args.add(account), "NOT c.deleted"}
 	if len(m.Types) > 0 {
-		p := args.add(m.Types)
-		conds = append(conds, "c.type = ANY("+p+"::text[])")
-		typeCond = " AND type = ANY(" + p + "::text[])"
+		conds = append(conds, "c.type = ANY("+args.add(m.Types)+"::text[])")
 	}
 	if m.MaxSeq > 0 {
 		conds = append(conds, "c.seq <= "+args.add(m.MaxSeq))
 	}
-	from := "kiln_current c"
 	empty := false
-	if len(m.Clauses) > 0 {
-		parts := make([]string, 0, len(m.Clauses))
-		for _, clause := range m.Clauses {
-			if len(clause) == 0 {
-				empty = true
-				break
-			}
-			parts = append(parts, "SELECT DISTINCT type, id FROM kiln_tokens WHERE account = "+acct+
-				" AND token = ANY("+args.add(clause)+"::bytea[])"+typeCond)
+	var overlaps []string
+	for _, clause := range m.Clauses {
+		if len(clause) == 0 {
+			empty = true
+			break
 		}
-		from = "(" + strings.Join(parts, " INTERSECT ") + ") m JOIN kiln_current c ON c.account = " + acct +
-			" AND c.type = m.type AND c.id = m.id"
+		overlaps = append(overlaps, "tokens && "+args.add(clause)+"::bytea[]")
+	}
+	// The token conditions go into a materialised CTE of their own, so the
+	// planner answers them from the GIN index whatever its statistics say:
+	// right after a bulk load, before autovacuum has analysed the table, it
+	// would otherwise expect one row for the account and type and filter
+	// every row of the type by hand (160 ms instead of 1 ms on Synthea).
+	// Tokens are keyed per account, so the CTE holds only this account's
+	// rows; the outer conditions check it all the same.
+	from := "kiln_current c"
+	if len(overlaps) > 0 {
+		from = "(WITH m AS MATERIALIZED (SELECT account, type, id, seq, deleted FROM kiln_current WHERE " +
+			strings.Join(overlaps, " AND ") + ") SELECT * FROM m) c"
 	}
 	var out []store.Ref
 	if !empty {
@@ -263,8 +266,8 @@ func (s *Store) Sorts(ctx context.Context, account string, slot []byte, refs []s
 	}
 	defer done()
 	types, ids := splitRefs(refs)
-	rows, err := s.pool.Query(ctx, `SELECT type, id, value FROM kiln_sorts
-		WHERE account = $1 AND slot = $2 AND (type, id) IN (SELECT t, i FROM unnest($3::text[], $4::text[]) AS u(t, i))`,
+	rows, err := s.pool.Query(ctx, `SELECT type, id, sort_values[array_position(sort_slots, $2)] FROM kiln_current
+		WHERE account = $1 AND $2 = ANY(sort_slots) AND (type, id) IN (SELECT t, i FROM unnest($3::text[], $4::text[]) AS u(t, i))`,
 		account, slot, types, ids)
 	if err != nil {
 		return nil, s.fail("sorts", err)
