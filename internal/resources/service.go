@@ -93,7 +93,17 @@ type Resource struct {
 	Body []byte
 	// Seq is the store's commit sequence of this version.
 	Seq int64
+	// CreatedByPut is set on a version 1 that a PUT created (update as
+	// create), so history can name the interaction; a version 1 without it
+	// was created by a POST.
+	CreatedByPut bool
 }
+
+// putCreatedMark precedes the resource JSON in the sealed plaintext of a
+// version 1 that a PUT created. Resource JSON always starts with '{', so a
+// plaintext without the mark is a POST's, as is every body written before
+// the mark existed. It is inside the ciphertext: the store cannot see it.
+const putCreatedMark = 0x01
 
 // Outcome says what a write did.
 type Outcome int
@@ -207,10 +217,12 @@ func (s *Service) PrepareCreate(ctx context.Context, keys *seal.AccountKeys, typ
 			return Prepared{}, err
 		}
 	}
-	return s.prepare(keys, typ, id, 1, 0, res, Created)
+	return s.prepare(keys, typ, id, 1, 0, res, Created, false)
 }
 
-func (s *Service) prepare(keys *seal.AccountKeys, typ, id string, version, ifVersion int64, res map[string]any, oc Outcome) (Prepared, error) {
+// prepare indexes and seals res as the given version. byPut marks a
+// version 1 created by a PUT (see putCreatedMark).
+func (s *Service) prepare(keys *seal.AccountKeys, typ, id string, version, ifVersion int64, res map[string]any, oc Outcome, byPut bool) (Prepared, error) {
 	at := s.now()
 	body, err := stamp(res, id, version, at)
 	if err != nil {
@@ -226,14 +238,18 @@ func (s *Service) prepare(keys *seal.AccountKeys, typ, id string, version, ifVer
 			return Prepared{}, fmt.Errorf("resources: index %s/%s: %w", typ, id, err)
 		}
 	}
-	sealed, err := keys.Seal(body, Binding(keys.Account(), typ, id, version))
+	plain := body
+	if byPut {
+		plain = append([]byte{putCreatedMark}, body...)
+	}
+	sealed, err := keys.Seal(plain, Binding(keys.Account(), typ, id, version))
 	if err != nil {
 		return Prepared{}, s.vanished(context.Background(), keys.Account(), err)
 	}
 	v := store.Version{Type: typ, ID: id, VersionID: version, LastUpdated: at, Body: sealed}
 	return Prepared{
 		Write:    store.Write{Version: v, IfVersion: ifVersion, Tokens: tokens, Sorts: sorts},
-		Resource: Resource{Type: typ, ID: id, VersionID: version, LastUpdated: at, Body: body},
+		Resource: Resource{Type: typ, ID: id, VersionID: version, LastUpdated: at, Body: body, CreatedByPut: byPut},
 		Outcome:  oc,
 	}, nil
 }
@@ -279,7 +295,7 @@ func (s *Service) PrepareUpdate(keys *seal.AccountKeys, typ, id string, res map[
 		if ifMatch != NoVersion {
 			return Prepared{}, &PreconditionError{Want: ifMatch, Have: 0, Msg: fmt.Sprintf("If-Match version %d, but %s/%s does not exist", ifMatch, typ, id)}
 		}
-		return s.prepare(keys, typ, id, 1, 0, res, Created)
+		return s.prepare(keys, typ, id, 1, 0, res, Created, true)
 	}
 	if ifMatch != NoVersion && ifMatch != cur.VersionID {
 		return Prepared{}, &PreconditionError{Want: ifMatch, Have: cur.VersionID}
@@ -291,7 +307,7 @@ func (s *Service) PrepareUpdate(keys *seal.AccountKeys, typ, id string, res map[
 	if cur.Deleted {
 		oc = Created
 	}
-	return s.prepare(keys, typ, id, cur.VersionID+1, cur.VersionID, res, oc)
+	return s.prepare(keys, typ, id, cur.VersionID+1, cur.VersionID, res, oc, false)
 }
 
 // sameContent reports whether res equals the stored body apart from
@@ -435,6 +451,9 @@ func (s *Service) Open(keys *seal.AccountKeys, account string, v store.Version) 
 			return Resource{}, v
 		}
 		return Resource{}, fmt.Errorf("resources: open %s/%s/_history/%d: %w", v.Type, v.ID, v.VersionID, err)
+	}
+	if len(body) > 0 && body[0] == putCreatedMark {
+		body, r.CreatedByPut = body[1:], true
 	}
 	r.Body = body
 	return r, nil

@@ -97,8 +97,12 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, req *request, typ,
 		case v.Deleted:
 			e.Request = &EntryRequest{Method: "DELETE", URL: v.Type + "/" + v.ID}
 			resp.Status = "204 No Content"
-		case v.VersionID == 1:
+		case v.VersionID == 1 && !v.CreatedByPut:
 			e.Request = &EntryRequest{Method: "POST", URL: v.Type}
+			resp.Status = "201 Created"
+			e.Resource = v.Body
+		case v.VersionID == 1:
+			e.Request = &EntryRequest{Method: "PUT", URL: v.Type + "/" + v.ID}
 			resp.Status = "201 Created"
 			e.Resource = v.Body
 		default:

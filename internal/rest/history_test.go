@@ -90,6 +90,45 @@ func TestHistoryLevels(t *testing.T) {
 	})
 }
 
+// TestHistoryNamesTheCreatingInteraction checks request.method and url of
+// each version 1 in history: POST Type for a create, PUT Type/id for an
+// update that created the resource (directly and in a transaction).
+func TestHistoryNamesTheCreatingInteraction(t *testing.T) {
+	t.Parallel()
+	in := start(t)
+	posted, _ := create(t, in, "Patient", patient("", "Posted"))
+	put(t, in, "Patient", "put-made", patient("put-made", "Put")).Want(t, 201)
+	put(t, in, "Patient", "put-made", patient("put-made", "Put again")).Want(t, 200)
+	in.Do(t, "POST", base, map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+		map[string]any{"resource": patient("tx-put", "Tx"), "request": map[string]any{"method": "PUT", "url": "Patient/tx-put"}},
+	}}).Want(t, 200)
+	want := map[string]string{
+		"Patient/" + posted + "/_history/1": "POST Patient",
+		"Patient/put-made/_history/1":       "PUT Patient/put-made",
+		"Patient/put-made/_history/2":       "PUT Patient/put-made",
+		"Patient/tx-put/_history/1":         "PUT Patient/tx-put",
+	}
+	bd := getBundle(t, in, base+"/Patient/_history", "history")
+	if len(bd.Entry) != len(want) {
+		t.Fatalf("%d history entries, want %d", len(bd.Entry), len(want))
+	}
+	for _, e := range bd.Entry {
+		k := e.key(t)
+		if got := e.Request.Method + " " + e.Request.URL; got != want[k] {
+			t.Errorf("%s: request %q, want %q", k, got, want[k])
+		}
+		if e.version(t) == 1 && !strings.HasPrefix(e.Response.Status, "201") {
+			t.Errorf("%s: status %q, want 201", k, e.Response.Status)
+		}
+	}
+	checkEntries(t, in.Base("default"), bd.Entry)
+	// The mark is not part of the resource: reads and vreads return JSON.
+	r := in.Do(t, "GET", base+"/Patient/put-made/_history/1", nil).Want(t, 200)
+	if len(r.Body) == 0 || r.Body[0] != '{' {
+		t.Fatalf("vread body starts with %q", r.Body[:min(len(r.Body), 8)])
+	}
+}
+
 // checkEntries checks what FHIR requires of history entries: fullUrl,
 // request method and url, response status and etag, and for non-deletes a
 // resource whose meta.versionId matches the etag.
