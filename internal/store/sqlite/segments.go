@@ -719,7 +719,12 @@ func lookupSegments(ctx context.Context, q querier, acct int64, m store.Match) (
 			list = strconv.AppendInt(list, x, 10)
 		}
 		list = append(list, ']')
-		rows, err := q.QueryContext(ctx, "SELECT c.acct, c.type, c.id, c.seq, c.deleted FROM json_each(?) j JOIN current c ON c.ix = j.value", string(list))
+		// The chunk is one JSON array parameter, so the statement text is
+		// the same for every chunk length; CROSS JOIN makes SQLite walk the
+		// stamps and seek each in current_by_ix, which covers the columns.
+		// By stamp alone: the account check is a defence (stamps are
+		// unique across accounts).
+		rows, err := q.QueryContext(ctx, "SELECT c.acct, c.type, c.id, c.seq, c.deleted FROM json_each(?) AS j CROSS JOIN current AS c ON c.ix = j.value", string(list))
 		if err != nil {
 			return nil, err
 		}
