@@ -101,13 +101,12 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, req *request, typ,
 			e.Request = &EntryRequest{Method: "POST", URL: v.Type}
 			resp.Status = "201 Created"
 			e.Resource = v.Body
-		case v.VersionID == 1:
-			e.Request = &EntryRequest{Method: "PUT", URL: v.Type + "/" + v.ID}
-			resp.Status = "201 Created"
-			e.Resource = v.Body
-		default:
+		default: // an update, or a PUT that created the resource
 			e.Request = &EntryRequest{Method: "PUT", URL: v.Type + "/" + v.ID}
 			resp.Status = "200 OK"
+			if v.VersionID == 1 {
+				resp.Status = "201 Created"
+			}
 			e.Resource = v.Body
 		}
 		e.Response = resp

@@ -131,6 +131,12 @@ func schemaVersion() int {
 // one finds the work done. PostgreSQL DDL is transactional: a failed step
 // leaves nothing behind.
 func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	return migrateTo(ctx, pool, schemaVersion())
+}
+
+// migrateTo is migrate up to version target and no further (tests use it
+// to build the schema an older binary left).
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, target int) (int, error) {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
@@ -154,7 +160,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		return 0, fmt.Errorf("the database schema is version %d, newer than this binary knows (%d): upgrade Kiln", have, schemaVersion())
 	}
 	for _, m := range migrations() {
-		if m.version <= have {
+		if m.version <= have || m.version > target {
 			continue
 		}
 		for i, stmt := range m.statements {
