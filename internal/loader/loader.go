@@ -337,21 +337,26 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // read turns one file into jobs. A file that cannot be read is counted as
 // failed and reported; only a cancelled ctx stops the load.
 func (l *loader) read(ctx context.Context, name string, jobs chan<- job) error {
-	err := l.readFile(ctx, name, jobs)
+	given, err := l.readFile(ctx, name, jobs)
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
 	l.failedFiles.Add(1)
 	l.fail("%v", err)
+	// The rest of the file counts as done for the progress bar.
+	if st, serr := os.Stat(name); serr == nil && st.Size() > given {
+		l.doneBytes.Add(st.Size() - given)
+	}
 	return nil
 }
 
-// readFile is read without the failure accounting: it returns what made
+// readFile is read without the failure accounting: it returns the input
+// bytes it handed to jobs (their share of the progress bar) and what made
 // the file unreadable. Jobs it emitted before an error are still sent.
-func (l *loader) readFile(ctx context.Context, name string, jobs chan<- job) error {
+func (l *loader) readFile(ctx context.Context, name string, jobs chan<- job) (given int64, err error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
 	cr := &countingReader{r: f}
@@ -359,7 +364,7 @@ func (l *loader) readFile(ctx context.Context, name string, jobs chan<- job) err
 	if strings.HasSuffix(strings.ToLower(name), ".gz") {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			return fmt.Errorf("%s: not a gzip file: %w", name, err)
+			return 0, fmt.Errorf("%s: not a gzip file: %w", name, err)
 		}
 		defer zr.Close()
 		r = zr
@@ -367,6 +372,7 @@ func (l *loader) readFile(ctx context.Context, name string, jobs chan<- job) err
 	emit := func(j job) error {
 		select {
 		case jobs <- j:
+			given += j.bytes
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -377,40 +383,33 @@ func (l *loader) readFile(ctx context.Context, name string, jobs chan<- job) err
 		// repeated doubling.
 		buf := bytes.NewBuffer(make([]byte, 0, sizeHint(f, name)+bytes.MinRead))
 		if _, err := buf.ReadFrom(r); err != nil {
-			l.doneBytes.Add(cr.n)
-			return fmt.Errorf("%s: %w", name, err)
+			return 0, fmt.Errorf("%s: %w", name, err)
 		}
 		data := buf.Bytes()
 		body, n, err := AsTransaction(data)
 		if err != nil {
-			l.doneBytes.Add(cr.n)
-			return fmt.Errorf("%s: %w", name, err)
+			return 0, fmt.Errorf("%s: %w", name, err)
 		}
-		return emit(job{name: name, body: body, resources: n, bytes: cr.n})
+		err = emit(job{name: name, body: body, resources: n, bytes: cr.n})
+		return given, err
 	}
 	// NDJSON: groups of BatchSize lines. A line that is not a JSON
 	// resource fails alone (reported with its line number); the others of
 	// its group are sent.
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	var lines [][]byte
+	var lines []entryLine
 	line, first, last := 0, 0, int64(0) // line numbers: the last read, the group's first
 	flush := func() error {
 		if len(lines) == 0 {
 			return nil
 		}
-		body, err := NDJSONBundle(lines, l.cfg.Batch)
+		body := entryBundle(lines, l.cfg.Batch)
 		chunk := fmt.Sprintf("%s lines %d-%d", name, first, line)
 		n := len(lines)
 		lines = lines[:0]
 		consumed := cr.n - last
 		last = cr.n
-		if err != nil {
-			l.failed.Add(int64(n))
-			l.fail("%s: %v", chunk, err)
-			l.doneBytes.Add(consumed)
-			return nil
-		}
 		return emit(job{name: chunk, body: body, resources: n, bytes: consumed})
 	}
 	for sc.Scan() {
@@ -419,7 +418,8 @@ func (l *loader) readFile(ctx context.Context, name string, jobs chan<- job) err
 		if len(b) == 0 {
 			continue
 		}
-		if _, _, err := resourceHead(b); err != nil {
+		typ, id, err := resourceHead(b)
+		if err != nil {
 			l.failed.Add(1)
 			l.fail("%s line %d: %v", name, line, err)
 			continue
@@ -427,20 +427,21 @@ func (l *loader) readFile(ctx context.Context, name string, jobs chan<- job) err
 		if len(lines) == 0 {
 			first = line
 		}
-		lines = append(lines, append([]byte(nil), b...))
+		lines = append(lines, entryLine{json: append([]byte(nil), b...), typ: typ, id: id})
 		if len(lines) >= l.cfg.BatchSize {
 			if err := flush(); err != nil {
-				return err
+				return given, err
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
 		if ferr := flush(); ferr != nil {
-			return ferr
+			return given, ferr
 		}
-		return fmt.Errorf("%s after line %d: %w", name, line, err)
+		return given, fmt.Errorf("%s after line %d: %w", name, line, err)
 	}
-	return flush()
+	err = flush()
+	return given, err
 }
 
 // maxSizeHint caps the buffer sizeHint may ask for up front.
@@ -518,31 +519,47 @@ func AsTransaction(data []byte) ([]byte, int, error) {
 // replaces rather than duplicates, and references between files keep
 // working), POST Type for one without.
 func NDJSONBundle(lines [][]byte, batch bool) ([]byte, error) {
-	typ := "transaction"
-	if batch {
-		typ = "batch"
-	}
-	var buf bytes.Buffer
-	buf.Grow(len(lines) * 1024)
-	buf.WriteString(`{"resourceType":"Bundle","type":"` + typ + `","entry":[`)
+	entries := make([]entryLine, len(lines))
 	for i, line := range lines {
 		typ, id, err := resourceHead(line)
 		if err != nil {
 			return nil, fmt.Errorf("resource %d: %w", i+1, err)
 		}
+		entries[i] = entryLine{json: line, typ: typ, id: id}
+	}
+	return entryBundle(entries, batch), nil
+}
+
+// entryLine is one resource for a Bundle, its head already checked by
+// resourceHead.
+type entryLine struct {
+	json    []byte
+	typ, id string
+}
+
+// entryBundle renders the Bundle of NDJSONBundle from checked entries.
+func entryBundle(entries []entryLine, batch bool) []byte {
+	kind := "transaction"
+	if batch {
+		kind = "batch"
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(entries) * 1024)
+	buf.WriteString(`{"resourceType":"Bundle","type":"` + kind + `","entry":[`)
+	for i, e := range entries {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
 		buf.WriteString(`{"resource":`)
-		buf.Write(line)
-		if id != "" {
-			buf.WriteString(`,"request":{"method":"PUT","url":"` + typ + "/" + id + `"}}`)
+		buf.Write(e.json)
+		if e.id != "" {
+			buf.WriteString(`,"request":{"method":"PUT","url":"` + e.typ + "/" + e.id + `"}}`)
 		} else {
-			buf.WriteString(`,"request":{"method":"POST","url":"` + typ + `"}}`)
+			buf.WriteString(`,"request":{"method":"POST","url":"` + e.typ + `"}}`)
 		}
 	}
 	buf.WriteString("]}")
-	return buf.Bytes(), nil
+	return buf.Bytes()
 }
 
 // resourceHead returns the resourceType and id of one JSON resource, or

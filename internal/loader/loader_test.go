@@ -169,7 +169,9 @@ func TestLoadRejected(t *testing.T) {
 func TestLoadBadFilesAndLines(t *testing.T) {
 	inst := servertest.New(t, server.Options{SQLiteSync: "NORMAL"})
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "a-not-gzip.json.gz"), []byte(`{"resourceType":"Patient"}`), 0o644); err != nil {
+	// Plain JSON under a .gz name, large enough to matter on the progress bar.
+	notGzip := `{"resourceType":"Patient","name":[{"family":"` + strings.Repeat("x", 64<<10) + `"}]}`
+	if err := os.WriteFile(filepath.Join(dir, "a-not-gzip.json.gz"), []byte(notGzip), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var gz bytes.Buffer
@@ -188,9 +190,14 @@ func TestLoadBadFilesAndLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := loader.Load(context.Background(), loader.Config{Base: inst.Base("default"), Retries: -1, BatchSize: 100}, files)
+	var progress bytes.Buffer
+	s, err := loader.Load(context.Background(), loader.Config{Base: inst.Base("default"), Retries: -1, BatchSize: 100, Progress: &progress}, files)
 	if err != nil {
 		t.Fatalf("Load stopped: %v", err)
+	}
+	// Unreadable files count as done: the bar ends full.
+	if lines := strings.Split(strings.TrimSpace(progress.String()), "\r"); !strings.Contains(lines[len(lines)-1], "100%") {
+		t.Errorf("last progress line %q, want 100%%", lines[len(lines)-1])
 	}
 	// Failed: d-lines.ndjson's line 2, and the line the truncation cuts.
 	if s.FailedFiles != 2 || s.Failed != 2 || s.OK() {
